@@ -1,0 +1,1 @@
+"""Analysis of accepted records; each heavy library is confined to one module here."""

@@ -1,0 +1,166 @@
+"""The only module that starts ffmpeg or ffprobe.
+
+Commands are plain argv lists built as data by the rest of the engine (we chose
+argv-as-data over a graph-builder library: ffmpeg-python is unmaintained, and a
+list of strings is what tests assert and what error messages show). This module
+adds what every call needs: a timeout, a memory limit, a protocol allow-list for
+untrusted inputs, progress parsing, and errors that keep the command and stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import FfmpegError
+
+FFMPEG = os.environ.get("REMIXTV_FFMPEG", "ffmpeg")
+FFPROBE = os.environ.get("REMIXTV_FFPROBE", "ffprobe")
+
+#: Demuxers a submission may be read with. Decided by probing content (never by
+#: extension); playlists (hls, concat), devices, lavfi, tty and subtitle formats are absent.
+SUBMISSION_DEMUXERS = (
+    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg",
+    "wav", "w64", "aiff", "caf", "mp3", "aac", "flac", "amr", "asf", "ac3", "eac3", "wv",
+    "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif", "gif_pipe",
+)
+
+#: Protocols a submission may use: plain local files only (no http, no nested concat/subfile).
+SUBMISSION_PROTOCOLS = "file"
+
+DEFAULT_MEMORY_LIMIT_BYTES = int(os.environ.get("REMIXTV_FFMPEG_MEMORY_MB", "6144")) * 1024 * 1024
+
+ProgressFn = Callable[[float], None]
+
+
+def untrusted_input(link: Path, demuxer: str | None = None) -> list[str]:
+    """Input options that open a submission safely (local file only, allowed demuxers only).
+
+    ``link`` is a neutral-named symlink to the submission (see ``intake.safe_link``), so
+    probing sees content, never a lying extension or an image2 filename pattern.
+    """
+    opts = ["-protocol_whitelist", SUBMISSION_PROTOCOLS, "-format_whitelist", ",".join(SUBMISSION_DEMUXERS)]
+    if demuxer:
+        opts += ["-f", demuxer]
+    return opts + ["-i", f"file:{link}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A finished command: its argv, stderr tail and wall time."""
+
+    argv: tuple[str, ...]
+    stderr_tail: str
+    seconds: float
+    stdout: bytes = b""
+
+
+def _limits(memory_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child before exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        os.setsid()  # own process group, so a timeout kills the whole tree
+
+    return apply
+
+
+def run(
+    argv: list[str],
+    *,
+    timeout_s: float,
+    progress: ProgressFn | None = None,
+    memory_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+    stdout_path: Path | None = None,
+) -> Run:
+    """Run an ffmpeg-family command; raise FfmpegError with evidence on failure.
+
+    For ffmpeg, ``progress`` receives the output time in seconds as it advances.
+    """
+    argv = list(argv)
+    if progress is not None and Path(argv[0]).name.startswith("ffmpeg"):
+        argv = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
+    started = time.monotonic()
+    tail: deque[str] = deque(maxlen=40)
+    out_file = open(stdout_path, "wb") if stdout_path else None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out_file or subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_limits(memory_bytes),
+        )
+    except FileNotFoundError:
+        if out_file:
+            out_file.close()
+        raise FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)") from None
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            tail.append(raw.decode("utf-8", "replace").rstrip())
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    stdout_chunks: list[bytes] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if progress is not None and raw.startswith(b"out_time_us="):
+                value = raw.split(b"=", 1)[1].strip()
+                if value.isdigit():
+                    progress(int(value) / 1e6)
+            elif progress is None:
+                stdout_chunks.append(raw)
+
+    out_reader = None
+    if proc.stdout is not None:
+        out_reader = threading.Thread(target=read_stdout, daemon=True)
+        out_reader.start()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        reader.join(2)
+        raise FfmpegError(argv, None, "\n".join(tail), f"timed out after {timeout_s:.0f} s") from None
+    finally:
+        if out_file:
+            out_file.close()
+    reader.join(5)
+    if out_reader:
+        out_reader.join(5)
+    if proc.returncode != 0:
+        reason = f"exit code {proc.returncode}"
+        if proc.returncode < 0:
+            reason = f"killed by signal {-proc.returncode} (memory limit {memory_bytes >> 20} MiB?)"
+        raise FfmpegError(argv, proc.returncode, "\n".join(tail), reason)
+    return Run(tuple(argv), "\n".join(tail), time.monotonic() - started, b"".join(stdout_chunks))
+
+
+def probe_json(link: Path, *, timeout_s: float = 60, frames: int = 0) -> dict:
+    """ffprobe a submission (safely) and return its JSON; ``frames`` > 0 also reads first frames."""
+    argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    if frames:
+        argv += ["-show_frames", "-read_intervals", f"%+#{frames}"]
+    argv += ["-protocol_whitelist", SUBMISSION_PROTOCOLS, "-format_whitelist", ",".join(SUBMISSION_DEMUXERS)]
+    argv += [f"file:{link}"]
+    result = run(argv, timeout_s=timeout_s, memory_bytes=2048 << 20)
+    try:
+        return json.loads(result.stdout or b"{}")
+    except json.JSONDecodeError as exc:
+        raise FfmpegError(argv, 0, result.stderr_tail, f"unreadable ffprobe output: {exc}") from None
+
+
+def ffprobe_output(path: Path, *entries: str, timeout_s: float = 120) -> dict:
+    """ffprobe one of our own outputs (trusted) and return its JSON (format + streams)."""
+    argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *entries, str(path)]
+    return json.loads(run(argv, timeout_s=timeout_s).stdout or b"{}")

@@ -1,0 +1,148 @@
+"""Intake: each record of a call-out becomes a usable Source or a Quarantined entry with a reason.
+
+Submissions are untrusted and read-only: we never modify or move them. Each file is opened
+through a neutral-named symlink in the cache (no extension), so ffprobe decides the format
+from content against an allow-list of demuxers, never from a possibly lying file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from . import probe
+from .cache import Cache
+from .callout import CallOut, Record
+from .errors import FfmpegError, MediaRejected
+from .probe import MediaInfo
+
+MAX_DURATION_S = Fraction(15 * 60)
+MAX_PIXELS = 120_000_000  # a decompression bomb guard: larger pictures are refused
+TEXT_BYTES_LIMIT = 200_000
+PROBE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An accepted record and what it holds: media (through a safe link) or text."""
+
+    record: Record
+    content_hash: str
+    media: MediaInfo | None = None
+    link: Path | None = None
+    text: str = ""
+
+    @property
+    def visual(self) -> str:
+        """How it appears on screen: ``video``, ``image``, ``audio`` (shown as a visual) or ``text``."""
+        return self.media.media_type if self.media else "text"
+
+    @property
+    def duration_s(self) -> Fraction | None:
+        return self.media.duration_s if self.media else None
+
+    @property
+    def demuxer(self) -> str:
+        return self.media.demuxer.split(",")[0] if self.media else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    record: Record
+    reason: str
+    evidence: str = ""
+
+
+def resolve_file(callout: CallOut, record: Record) -> Path:
+    """The submission's path, refusing any path that leaves the call-out folder."""
+    rel = record.file
+    if os.path.isabs(rel) or rel.startswith("~"):
+        raise MediaRejected(f"file path {rel!r} is absolute; it must be relative to the call-out folder")
+    candidate = (callout.root / rel)
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(callout.root):
+        raise MediaRejected(f"file path {rel!r} leaves the call-out folder", f"resolves to {resolved}")
+    if not resolved.is_file():
+        raise MediaRejected(f"file {rel!r} is missing" if not resolved.exists() else f"{rel!r} is not a regular file")
+    return resolved
+
+
+def decode_text(raw: bytes, name: str) -> str:
+    """Words of a text upload in any common encoding (BOMs honoured; UTF-8, then Windows-1252)."""
+    if b"\x00" in raw and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise MediaRejected(f"{name} is binary, not text")
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                     (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc).replace("\r\n", "\n").strip()
+            except UnicodeDecodeError:
+                raise MediaRejected(f"{name} claims {enc} but does not decode") from None
+    for enc in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(enc).replace("\r\n", "\n").strip()
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1").strip()
+
+
+def safe_link(cache: Cache, source: Path, content_hash: str) -> Path:
+    """A symlink named only by content hash, pointing at the (read-only) submission."""
+    link = cache.path("links", content_hash)
+    if not (link.is_symlink() and os.readlink(link) == str(source)):
+        tmp = link.with_name(f".{link.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(source)
+        os.replace(tmp, link)
+    return link
+
+
+def _media(cache: Cache, link: Path, content_hash: str) -> MediaInfo:
+    key = f"{content_hash}-p{PROBE_VERSION}"
+    cached = cache.read_json("probe", key)
+    if cached is not None and "ffprobe" in cached:
+        return probe.from_document(cached)
+    info, document = probe.read_media(link)  # raises MediaRejected
+    cache.write_json("probe", key, document)
+    return info
+
+
+def intake_record(callout: CallOut, record: Record, cache: Cache,
+                  max_duration_s: Fraction = MAX_DURATION_S) -> Source | Quarantined:
+    """Decide whether one record can be used; never raises for a bad submission."""
+    if not record.released:
+        return Quarantined(record, "no signed release (released is not 'yes')")
+    try:
+        if not record.file:
+            text = record.text.strip()
+            return Source(record, hashlib.sha256(text.encode()).hexdigest(), text=text)
+        path = resolve_file(callout, record)
+        if path.stat().st_size == 0:
+            raise MediaRejected("empty file (0 bytes)")
+        digest = cache.content_hash(path)
+        if record.kind == "text":
+            raw = path.read_bytes()[: TEXT_BYTES_LIMIT + 1]
+            if len(raw) > TEXT_BYTES_LIMIT:
+                raise MediaRejected(f"text file longer than {TEXT_BYTES_LIMIT // 1000} kB; too long for a card")
+            text = decode_text(raw, record.file) or record.text.strip()
+            if not text:
+                raise MediaRejected("text file holds no words")
+            return Source(record, digest, text=text)
+        link = safe_link(cache, path, digest)
+        media = _media(cache, link, digest)
+        if media.video and media.video.width * media.video.height > MAX_PIXELS:
+            raise MediaRejected(f"picture is {media.video.width}x{media.video.height}, over the "
+                                f"{MAX_PIXELS // 1_000_000} megapixel limit")
+        if media.duration_s and media.duration_s > max_duration_s:
+            raise MediaRejected(f"{float(media.duration_s) / 60:.1f} min long; the limit is "
+                                f"{float(max_duration_s) / 60:.0f} min")
+        return Source(record, digest, media=media, link=link)
+    except MediaRejected as exc:
+        return Quarantined(record, exc.reason, exc.evidence)
+    except FfmpegError as exc:
+        return Quarantined(record, f"could not be read ({exc.reason})", str(exc))
+    except OSError as exc:
+        return Quarantined(record, f"could not be read ({exc.strerror or exc})")

@@ -1,0 +1,196 @@
+"""ffprobe JSON -> frozen MediaInfo: what a submission really contains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+from . import ffmpeg
+from .errors import FfmpegError, MediaRejected
+
+IMAGE_DEMUXERS = {"png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoStream:
+    index: int
+    codec: str
+    width: int
+    height: int
+    sar: Fraction
+    rotation_cw: int  # degrees clockwise to turn the stored picture upright (0, 90, 180, 270)
+    fps: Fraction | None
+    pix_fmt: str
+    field_order: str
+    color_transfer: str
+    frame_count: int | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as a viewer sees them: SAR applied, rotation applied."""
+        w = max(1, round(self.width * self.sar))
+        return (self.height, w) if self.rotation_cw in (90, 270) else (w, self.height)
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in ("tt", "bb", "tb", "bt")
+
+    @property
+    def hdr(self) -> bool:
+        return self.color_transfer in ("smpte2084", "arib-std-b67")
+
+    @property
+    def has_alpha(self) -> bool:
+        return "a" in self.pix_fmt.replace("gray", "").split("p")[0] or self.pix_fmt in ("pal8",)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStream:
+    index: int
+    codec: str
+    sample_rate_hz: int
+    channels: int
+    layout: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What one file holds. ``duration_s`` is None for a still image."""
+
+    demuxer: str
+    duration_s: Fraction | None
+    size_bytes: int
+    video: VideoStream | None
+    audio: AudioStream | None
+    is_image: bool  # a still picture (single frame), not a moving one
+    exif_orientation: int = 1
+
+    @property
+    def media_type(self) -> str:
+        """``video`` (moving picture, maybe with sound), ``image``, or ``audio``."""
+        if self.video is not None:
+            return "image" if self.is_image else "video"
+        return "audio"
+
+
+def _fraction(text: str | None) -> Fraction | None:
+    try:
+        value = Fraction(text) if text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value else None
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(-float(side["rotation"])) % 360
+    tag = (stream.get("tags") or {}).get("rotate")
+    return int(float(tag)) % 360 if tag else 0
+
+
+def parse(data: dict) -> MediaInfo:
+    """Build MediaInfo from ffprobe JSON (``-show_format -show_streams``, optionally frames)."""
+    fmt = data.get("format") or {}
+    demuxer = fmt.get("format_name", "")
+    streams = data.get("streams") or []
+    video = audio = None
+    is_image = demuxer.split(",")[0] in IMAGE_DEMUXERS
+    for s in streams:
+        kind = s.get("codec_type")
+        disposition = s.get("disposition") or {}
+        if kind == "video" and video is None and not disposition.get("attached_pic"):
+            if not s.get("width") or not s.get("height"):
+                continue
+            rate = _fraction(s.get("avg_frame_rate")) or _fraction(s.get("r_frame_rate"))
+            if rate and rate > 240:  # timebase-like values (90000/1) mean "variable": ask r_frame_rate
+                rate = _fraction(s.get("r_frame_rate"))
+                rate = rate if rate and rate <= 240 else None
+            nb = s.get("nb_frames")
+            video = VideoStream(
+                index=int(s["index"]), codec=s.get("codec_name", "?"),
+                width=int(s["width"]), height=int(s["height"]),
+                sar=_fraction(s.get("sample_aspect_ratio", "1:1").replace(":", "/")) or Fraction(1),
+                rotation_cw=_rotation(s), fps=rate, pix_fmt=s.get("pix_fmt", ""),
+                field_order=s.get("field_order", "progressive"), color_transfer=s.get("color_transfer", ""),
+                frame_count=int(nb) if str(nb or "").isdigit() else None,
+            )
+        elif kind == "audio" and audio is None and int(s.get("channels") or 0) > 0:
+            audio = AudioStream(
+                index=int(s["index"]), codec=s.get("codec_name", "?"),
+                sample_rate_hz=int(s.get("sample_rate") or 0), channels=int(s["channels"]),
+                layout=s.get("channel_layout", ""),
+            )
+    if video is not None and demuxer in ("gif", "gif_pipe"):
+        is_image = (video.frame_count or 0) <= 1 and _duration(fmt, streams) in (None, Fraction(0))
+    exif = 1
+    for frame in data.get("frames") or []:
+        value = (frame.get("tags") or {}).get("Orientation")
+        if value and value.strip().isdigit():
+            exif = int(value.strip())
+            break
+    return MediaInfo(
+        demuxer=demuxer,
+        duration_s=None if is_image else _duration(fmt, streams),
+        size_bytes=int(fmt.get("size") or 0),
+        video=video, audio=audio, is_image=is_image, exif_orientation=exif,
+    )
+
+
+def _duration(fmt: dict, streams: list[dict]) -> Fraction | None:
+    """The playable length: stream durations win over a container's (which can be bogus)."""
+    per_stream = [d for s in streams if s.get("codec_type") in ("video", "audio")
+                  and not (s.get("disposition") or {}).get("attached_pic")
+                  if (d := _fraction(s.get("duration"))) is not None]
+    container = _fraction(fmt.get("duration"))
+    if per_stream:
+        longest = max(per_stream)
+        if container is None or container > longest * 2 + 1:
+            return longest
+        return max(container, longest) if container <= longest + 1 else longest
+    return container
+
+
+def measure_duration(link: Path, demuxer: str, timeout_s: float = 600) -> Fraction | None:
+    """Decode the whole file to learn its real length (for containers that do not say)."""
+    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", *ffmpeg.untrusted_input(link, demuxer), "-f", "null", "-"]
+    last = [0.0]
+    try:
+        ffmpeg.run(argv, timeout_s=timeout_s, progress=lambda s: last.__setitem__(0, max(last[0], s)))
+    except FfmpegError:
+        return None
+    return Fraction(last[0]).limit_denominator(1_000_000) if last[0] > 0 else None
+
+
+def read_media(link: Path) -> tuple[MediaInfo, dict]:
+    """Probe a submission through its safe link; raise MediaRejected when it is not media we accept.
+
+    Returns the MediaInfo and a JSON document that ``from_document`` turns back into it (for caching).
+    """
+    try:
+        data = ffmpeg.probe_json(link, frames=1)
+    except FfmpegError as exc:
+        tail = exc.stderr_tail.strip().splitlines()
+        last = tail[-1] if tail else exc.reason
+        if "not on whitelist" in exc.stderr_tail:
+            raise MediaRejected("not an accepted media format (" + last.split("'")[0].strip() + ")", str(exc)) from None
+        raise MediaRejected(f"unreadable: {last.split(': ', 1)[-1]}", str(exc)) from None
+    info = parse(data)
+    if info.video is None and info.audio is None:
+        raise MediaRejected("no audio or video stream in the file", str(data.get("format", {})))
+    measured = None
+    if not info.is_image and (info.duration_s is None or info.duration_s <= 0):
+        measured = measure_duration(link, info.demuxer.split(",")[0])
+        if not measured:
+            raise MediaRejected("empty: the file holds no playable audio or video", str(data.get("format", {})))
+    document = {"ffprobe": data, "measured": str(measured) if measured else None}
+    return from_document(document), document
+
+
+def from_document(document: dict) -> MediaInfo:
+    """MediaInfo from a document written by ``read_media``."""
+    info = parse(document["ffprobe"])
+    if document.get("measured"):
+        info = replace(info, duration_s=Fraction(document["measured"]))
+    return info

@@ -1,0 +1,79 @@
+"""Exact time: integer frames at a rational rate (OpenTimelineIO's RationalTime idea).
+
+Seconds appear only at the edges (ffmpeg arguments, reports), always derived from frames.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+AUDIO_RATE_HZ = 48_000
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
+
+
+def parse_duration(text: str | int | float) -> Fraction:
+    """``"22:00"``, ``"1:02:03.5"``, ``"90"``, ``4.5`` -> seconds as a Fraction. Raises ValueError."""
+    if isinstance(text, bool):
+        raise ValueError("expected a duration, got a boolean")
+    if isinstance(text, (int, float)):
+        value = Fraction(str(text))
+    else:
+        s = str(text).strip()
+        m = _CLOCK.match(s)
+        if m:
+            h, mnt, sec = m.groups()
+            if int(mnt) >= 60 and h is not None:
+                raise ValueError(f"minutes must be under 60 in {s!r}")
+            if Fraction(sec) >= 60:
+                raise ValueError(f"seconds must be under 60 in {s!r}")
+            value = int(h or 0) * 3600 + int(mnt) * 60 + Fraction(sec)
+        else:
+            try:
+                value = Fraction(s.rstrip("s"))
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"{s!r} is not a duration (use seconds like 4.5 or a clock like 22:00)") from None
+    if value < 0:
+        raise ValueError("a duration cannot be negative")
+    return value
+
+
+def to_frames(seconds: Fraction | float | int, rate: Fraction) -> int:
+    """Nearest whole frame to ``seconds`` at ``rate``."""
+    return round(Fraction(seconds) * rate)
+
+
+def to_seconds(frames: int, rate: Fraction) -> Fraction:
+    """Exact start time of frame ``frames`` at ``rate``."""
+    return Fraction(frames) / rate
+
+
+def samples_for(frames: int, rate: Fraction, sample_rate_hz: int = AUDIO_RATE_HZ) -> int:
+    """Whole audio samples that span ``frames`` video frames (rounded to nearest)."""
+    return round(Fraction(frames) * sample_rate_hz / rate)
+
+
+def split_samples(frame_counts: list[int], rate: Fraction, sample_rate_hz: int = AUDIO_RATE_HZ) -> list[int]:
+    """Sample counts for consecutive pieces, rounded cumulatively so they sum exactly."""
+    out, start = [], 0
+    for n in frame_counts:
+        a = samples_for(start, rate, sample_rate_hz)
+        b = samples_for(start + n, rate, sample_rate_hz)
+        out.append(b - a)
+        start += n
+    return out
+
+
+def sec(value: Fraction) -> str:
+    """Seconds for an ffmpeg argument, to the microsecond."""
+    return f"{float(value):.6f}"
+
+
+def timecode(frames: int, rate: Fraction) -> str:
+    """``HH:MM:SS.mmm`` for people (wall-clock, not drop-frame)."""
+    ms = round(Fraction(frames) / rate * 1000)
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"

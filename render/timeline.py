@@ -1,0 +1,90 @@
+"""The Timeline: the exact, immutable cut. It knows nothing of ffmpeg or YAML.
+
+Everything downstream (rendering, credits, reports) reads the same Timeline, so credits can
+never drift from the cut. Times are integer frames at ``rate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .timebase import timecode
+
+SCHEMA = "remixtv.timeline/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """One picture-and-sound item inside a segment.
+
+    kind: ``video`` (moving picture, plays its own sound), ``image`` (moving still, silent),
+    ``audio`` (a sound record shown as a visual), ``text`` (a typeset record),
+    ``card`` (title card), ``credits`` (the roll), ``black``.
+    """
+
+    kind: str
+    frames: int
+    record_id: str = ""
+    source_in_s: Fraction = Fraction(0)  # where in the source the shot starts
+    text: str = ""  # card/text words, or the title over an audio visual
+    byline: str = ""  # credit names shown with text and audio visuals
+    gain_db: float = 0.0  # pre-levelling gain for the record's sound
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    id: str
+    type: str
+    start_frame: int
+    frames: int
+    shots: tuple[Shot, ...]
+    spec_line: int = 0
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.frames
+
+    @property
+    def record_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.record_id for s in self.shots if s.record_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    title: str
+    rate: Fraction
+    segments: tuple[Segment, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.segments)
+
+    def records_used(self) -> tuple[str, ...]:
+        """Every record whose picture or sound is in the cut, in order of first appearance."""
+        return tuple(dict.fromkeys(r for seg in self.segments for r in seg.record_ids))
+
+    def record_frames(self) -> dict[str, int]:
+        """Frames of screen time per record."""
+        out: dict[str, int] = {}
+        for seg in self.segments:
+            for shot in seg.shots:
+                if shot.record_id:
+                    out[shot.record_id] = out.get(shot.record_id, 0) + shot.frames
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "schema": SCHEMA, "title": self.title, "rate": str(self.rate), "frames": self.frames,
+            "duration": timecode(self.frames, self.rate),
+            "segments": [
+                {"id": s.id, "type": s.type, "start_frame": s.start_frame, "end_frame": s.end_frame,
+                 "start": timecode(s.start_frame, self.rate), "end": timecode(s.end_frame, self.rate),
+                 "records": list(s.record_ids),
+                 "shots": [{"kind": h.kind, "frames": h.frames, "record": h.record_id or None,
+                            "source_in_s": float(h.source_in_s)} for h in s.shots]}
+                for s in self.segments
+            ],
+            "warnings": list(self.warnings),
+        }

@@ -1,0 +1,70 @@
+"""Shared fixtures: real media from ../shared/corpus, call-outs written the way the site writes them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("REMIXTV_CORPUS", REPO.parent / "shared" / "corpus"))
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def corpus(name: str) -> Path:
+    path = CORPUS / name
+    if not path.exists():
+        pytest.fail(f"test media {path} is missing: ../shared/corpus must sit beside the repo")
+    return path
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def write_callout(folder: Path, rows: list[dict], contributors: list[tuple[str, str, str]],
+                  files: dict[str, Path] | None = None, callout_id: str = "test") -> Path:
+    """Write a call-out folder: callout.yaml, the two CSVs, and media copied from ``files``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "callout.yaml").write_text(
+        f"id: {callout_id}\ntitle: \"RE: Testing\"\nbrief: test call-out\nopened: 2026-01-01\nclosed: 2026-02-01\n")
+    columns = ["record_id", "file", "kind", "title", "contributors", "remix_of", "tags", "text", "released"]
+    with open(folder / "submissions.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        for row in rows:
+            w.writerow({c: row.get(c, "yes" if c == "released" else "") for c in columns})
+    with open(folder / "contributors.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["username", "credit_name", "country"])
+        w.writerows(contributors)
+    for rel, src in (files or {}).items():
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real (temporary, local) Prefect server for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["REMIXTV_CACHE"] = str(path)
+    return path
