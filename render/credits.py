@@ -160,8 +160,8 @@ class RollLayout:
 
     @property
     def speed(self) -> Fraction:
-        """Script pixels a second: the whole content passes from below to above the frame."""
-        return Fraction(self.content_h + text.PLAY_H, 1) / self.seconds
+        """Script pixels a second: the roll enters from below and stops with its last line mid-frame."""
+        return Fraction(self.content_h + text.PLAY_H // 2, 1) / self.seconds
 
     @property
     def name_on_screen_s(self) -> Fraction:
@@ -184,7 +184,7 @@ def layout(credits: Credits, seconds: Fraction, min_name_seconds: Fraction = Fra
         if best.name_on_screen_s >= max(COMFORT_SECONDS, min_name_seconds):
             return best
     if best.name_on_screen_s < min_name_seconds:
-        need = min_name_seconds * (best.content_h + text.PLAY_H) / (text.PLAY_H + NAME_H)
+        need = min_name_seconds * (best.content_h + text.PLAY_H // 2) / (text.PLAY_H + NAME_H)
         raise UserError(f"the credits roll names {len(credits.people)} people: at {MAX_COLUMNS} columns it needs a "
                         f"slot of at least {float(need):.0f} s to keep each name on screen "
                         f"{float(min_name_seconds):.1f} s (the spec gives {float(seconds):.0f} s)")
