@@ -56,9 +56,9 @@ def _fail(problems: list[str], code: int = 1) -> int:
 
 def cmd_validate(args) -> int:
     from render.callout import load_callout
+    from render.house import RATE
     from render.spec import check_against, load_spec
     from render.timebase import timecode, to_frames
-    from render.house import RATE
 
     spec = load_spec(args.spec)
     callout = load_callout(spec.callout)

@@ -20,12 +20,14 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from render import __version__, compose, credits as credits_mod, ffmpeg, normalize
+from render import __version__, compose, ffmpeg, normalize
+from render import credits as credits_mod
 from render.analysis import loudness
 from render.cache import Cache, write_text_atomic
-from render.errors import FfmpegError
 from render.callout import CallOut, Record, load_callout
-from render.house import HouseFormat, profile as house_profile
+from render.errors import FfmpegError
+from render.house import HouseFormat
+from render.house import profile as house_profile
 from render.intake import Quarantined, Source, intake_record
 from render.plan import Analysis, plan
 from render.spec import check_against, load_spec

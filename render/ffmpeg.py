@@ -63,14 +63,6 @@ class Run:
     stdout: bytes = b""
 
 
-def _limits(memory_bytes: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child before exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        os.setsid()  # own process group, so a timeout kills the whole tree
-
-    return apply
-
-
 def run(
     argv: list[str],
     *,
@@ -95,12 +87,18 @@ def run(
             stdin=subprocess.DEVNULL,
             stdout=out_file or subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=_limits(memory_bytes),
+            start_new_session=True,  # own process group, so a timeout kills the whole tree
         )
     except FileNotFoundError:
         if out_file:
             out_file.close()
         raise FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)") from None
+
+    try:
+        # set from outside: a preexec_fn would run Python in the child of a threaded process (deadlock-prone)
+        resource.prlimit(proc.pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ProcessLookupError, PermissionError):
+        pass  # already exited, or not ours to limit
 
     def read_stderr() -> None:
         assert proc.stderr is not None

@@ -18,7 +18,7 @@ from .callout import CallOut
 from .errors import SpecError, SpecProblem
 from .house import RATE
 from .intake import Source
-from .spec import EpisodeSpec, Select, SegmentSpec
+from .spec import EpisodeSpec, SegmentSpec, Select
 from .timebase import timecode, to_frames, to_seconds
 from .timeline import Segment, Shot, Timeline
 
@@ -29,7 +29,11 @@ CARD_SECONDS = Fraction(4)
 ACT_BREAK_SECONDS = Fraction(2)
 CREDITS_SECONDS = Fraction(60)
 MIN_SHOT_FRAMES = 15  # half a second: anything shorter reads as a glitch
-FILL_ORDER = ("video", "animation", "photo", "music", "illustration", "voice", "text")
+#: The fill's rotation of kinds: moving pictures most often, a still, sound or text between them.
+FILL_PATTERN = ("video", "animation", "video", "photo", "music", "video", "animation", "illustration", "video",
+                "voice", "video", "text")
+#: A fill shows sound-only and text records briefly: they are pictures of sound, not pictures.
+FILL_CAP_SECONDS = {"audio": Fraction(12), "text": Fraction(8)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +192,7 @@ class _Planner:
         by_kind: dict[str, list[Source]] = {}
         for src in pool:
             by_kind.setdefault(src.record.kind, []).append(src)
-        order = [k for k in FILL_ORDER if k in by_kind]
+        order = [k for k in FILL_PATTERN if k in by_kind] + sorted(set(by_kind) - set(FILL_PATTERN))
         shots: list[Shot] = []
         left = frames
         max_frames = self.frames(seg.max_shot_seconds)
@@ -197,7 +201,8 @@ class _Planner:
                 if left <= 0 or not by_kind[kind]:
                     continue
                 src = by_kind[kind].pop(0)
-                shot = self.shot(src, min(max_frames, left))
+                cap = FILL_CAP_SECONDS.get(src.visual)
+                shot = self.shot(src, min(max_frames, left, self.frames(cap) if cap else left))
                 if shot is None:
                     continue
                 if left - shot.frames < MIN_SHOT_FRAMES and left != shot.frames:

@@ -1,8 +1,8 @@
 """The call-out folder contract: malformed rows are reported with their line and skipped."""
 
-from render.callout import load_callout
-
 from conftest import write_callout
+
+from render.callout import load_callout
 
 
 def test_malformed_rows_are_skipped_with_line_numbers(tmp_path):

@@ -3,13 +3,12 @@
 from fractions import Fraction
 
 import pytest
+from conftest import write_callout
 
 from render.callout import load_callout
 from render.credits import compute, layout, roll
 from render.errors import UserError
 from render.timeline import Segment, Shot, Timeline
-
-from conftest import write_callout
 
 RATE = Fraction(30000, 1001)
 

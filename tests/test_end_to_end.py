@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import json
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
-
 from conftest import corpus, ffprobe, write_callout
 
 CONTRIBUTORS = [

@@ -1,0 +1,86 @@
+"""Benchmark the demo preview build: cold, warm after a one-segment edit, and with nothing changed,
+plus the same timeline rendered the naive way with MoviePy (see bench/moviepy_baseline.py).
+
+    .venv/bin/python bench/bench_demo.py [--profile preview] [--skip-moviepy]
+
+Each run is a separate `remixtv build` process, measured from outside: wall time, CPU time
+(user+sys of the process and every ffmpeg under it) and peak memory (the largest single
+process). Results go to bench/results/<profile>.json and are printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "episode_specs" / "demo.yaml"
+REMIXTV = [sys.executable, "-m", "flows.cli"]
+
+
+def measure(argv: list[str], env: dict, cwd: Path) -> dict:
+    """Run a command to completion; wall, CPU and peak RSS of it and its descendants."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": round(wall, 2),
+            "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", default="preview", choices=("preview", "master"))
+    parser.add_argument("--skip-moviepy", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="remixtv-bench-"))
+    env = dict(os.environ, REMIXTV_CACHE=str(work / "cache"), PYTHONPATH=str(REPO))
+    spec_dir = REPO / "episode_specs"
+    spec = spec_dir / "bench_demo.yaml"  # beside demo.yaml so its relative call-out path holds
+    results: dict = {"profile": args.profile, "cpus": os.cpu_count()}
+    try:
+        subprocess.run([*REMIXTV, "demo", "--out", str(work / "warmup-out"), "--profile", args.profile],
+                       env=dict(env, REMIXTV_CACHE=str(work / "warmup-cache")), cwd=REPO, check=True,
+                       capture_output=True)  # generates the call-out; compiles nothing we time later
+        shutil.copyfile(SPEC, spec)
+        build = [*REMIXTV, "build", str(spec), "--profile", args.profile, "--out", str(work / "out")]
+        results["cold"] = measure(build, env, REPO)
+        text = spec.read_text()
+        spec.write_text(text.replace('text: "RE: The Number One"', 'text: "RE: The Number One (recut)"'))
+        results["warm_one_segment"] = measure(build, env, REPO)
+        results["no_change"] = measure(build, env, REPO)
+        report = json.loads((work / "out" / "bench_demo" / args.profile / "build.json").read_text())
+        results["episode_s"] = report["duration_s"]
+        results["pieces"] = report["pieces"]
+        if not args.skip_moviepy:
+            results["moviepy"] = measure(
+                [sys.executable, str(REPO / "bench" / "moviepy_baseline.py"),
+                 str(work / "out" / "bench_demo" / args.profile / "build.json"), str(work / "moviepy.mp4"),
+                 "--profile", args.profile], env, REPO)
+    finally:
+        spec.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{args.profile}.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    cold = results["cold"]["wall_s"]
+    for name in ("warm_one_segment", "no_change", "moviepy"):
+        if name in results:
+            print(f"{name:>18}: {results[name]['wall_s']:8.1f} s wall  ({cold / results[name]['wall_s']:.1f}x vs cold)")
+
+
+if __name__ == "__main__":
+    main()
