@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,43 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cache")
     os.environ["REMIXTV_CACHE"] = str(path)
     return path
+
+
+@dataclass
+class Demo:
+    root: Path
+    seconds: float
+    progress: list[tuple[int, int]]
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Demo:
+    """The demo call-out, generated once per test session (about 70 s on 2 cores)."""
+    from render.demo import generate_demo_callout
+
+    dest = tmp_path_factory.mktemp("demo") / "callout"
+    calls: list[tuple[int, int]] = []
+    started = time.monotonic()
+    generate_demo_callout(dest, progress=lambda done, total: calls.append((done, total)))
+    seconds = time.monotonic() - started
+    print(f"\ndemo call-out generated in {seconds:.1f} s")
+    return Demo(dest, seconds, calls)
+
+
+def submissions(callout_dir: Path) -> dict[str, dict[str, str]]:
+    with open(callout_dir / "submissions.csv", newline="", encoding="utf-8-sig") as f:
+        return {row["record_id"]: row for row in csv.DictReader(f)}
+
+
+def expected_credited(callout_dir: Path, used: list[str]) -> set[str]:
+    """An independent oracle: usernames (lower-cased) of used records and, transitively, their sources."""
+    table = submissions(callout_dir)
+    expected, stack, seen = set(), list(used), set()
+    while stack:
+        rid = stack.pop()
+        if rid in seen or rid not in table:
+            continue
+        seen.add(rid)
+        expected |= {c.split(":")[0].strip().lower() for c in table[rid]["contributors"].split(";") if c.strip()}
+        stack += [p.strip() for p in table[rid]["remix_of"].split(";") if p.strip()]
+    return expected
