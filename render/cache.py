@@ -20,6 +20,10 @@ from pathlib import Path
 from . import __version__
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def default_root() -> Path:
     """``$REMIXTV_CACHE``, else ``$XDG_CACHE_HOME/remixtv``, else ``~/.cache/remixtv``."""
     env = os.environ.get("REMIXTV_CACHE")
@@ -95,6 +99,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
@@ -109,6 +114,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if path.exists():

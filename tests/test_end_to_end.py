@@ -93,6 +93,7 @@ def test_episode_is_the_house_format_and_lands_on_the_runtime(built):
     assert int(video["nb_frames"]) == frames == report["frames"]
     assert abs(float(info["format"]["duration"]) - 60) < 0.05
     assert abs(float(audio["duration"]) - float(video["duration"])) < 1 / 30
+    assert (folder / "episode.mp4").stat().st_mode & 0o444 == 0o444  # readable like any output, not 0600
 
 
 def test_build_json_segments_are_contiguous_and_exact(built):
