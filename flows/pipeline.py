@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -153,8 +153,6 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
 
 def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
     """The timeline with its credits shot carrying the typeset roll."""
-    from dataclasses import replace
-
     segments = tuple(
         replace(seg, shots=tuple(replace(s, text=roll_ass) if s.kind == "credits" else s for s in seg.shots))
         for seg in timeline.segments)
@@ -194,9 +192,6 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
                  credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], seconds: float) -> dict:
     """build.json: each segment's exact frames and records, and every warning."""
     tl = timeline.to_json()
-    for seg in tl["segments"]:
-        for shot in seg["shots"]:
-            shot.pop("text", None)
     warnings = list(report.callout.warnings) + list(timeline.warnings) + list(credits.warnings)
     warnings += [f"quarantined {q.record.record_id} ({q.record.file or 'text'}): {q.reason}" for q in report.quarantined]
     return {

@@ -241,19 +241,13 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
     if "seconds" in raw:
         kw["seconds"] = _duration(r, raw["seconds"], f"{where}.seconds")
     if stype == "card":
-        text = raw.get("text")
-        if not isinstance(text, (str, int)) or not str(text).strip():
-            r.at(f"{where}.text", "required: the words on the card")
-            ok = False
-        kw["text"] = str(text or "")
+        kw["text"] = _required_text(r, raw, where, "text", "the words on the card")
+        ok = ok and bool(kw["text"])
         if "subtitle" in raw:
             kw["subtitle"] = str(raw["subtitle"])
     elif stype == "feature":
-        rec = raw.get("record")
-        if not isinstance(rec, (str, int)) or not str(rec).strip():
-            r.at(f"{where}.record", "required: the record_id to play, e.g. R0042")
-            ok = False
-        kw["record"] = str(rec or "")
+        kw["record"] = _required_text(r, raw, where, "record", "the record_id to play, e.g. R0042")
+        ok = ok and bool(kw["record"])
         if "max_seconds" in raw:
             kw["max_seconds"] = _duration(r, raw["max_seconds"], f"{where}.max_seconds")
         if "start" in raw:
@@ -276,6 +270,15 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         kw["min_name_seconds"] = value
     kw = {k: v for k, v in kw.items() if v is not None}
     return SegmentSpec(id=str(sid), type=stype, line=line, **kw) if ok else None
+
+
+def _required_text(r: _Reader, raw: dict, where: str, field_name: str, what: str) -> str:
+    """A required scalar field as text; "" (and a problem reported) when missing or blank."""
+    value = raw.get(field_name)
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
+        r.at(f"{where}.{field_name}", f"required: {what}")
+        return ""
+    return str(value)
 
 
 def _select(r: _Reader, raw, where: str) -> Select:
