@@ -7,6 +7,7 @@ problem per line; 2 a media tool failed (the command and stderr tail are printed
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -106,6 +107,44 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_ingest(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from render.cache import write_text_atomic
+    from render.callout import load_callout
+    from render.house import profile as house_profile
+
+    from . import progress
+    from .pipeline import ingest_flow
+
+    callout = load_callout(args.callout)  # fail fast, before Prefect starts
+    console = Console(stderr=True)
+    bars = _Bars(console)
+    progress.install(bars)
+    with bars.progress:
+        report, clips = ingest_flow(str(callout.root), args.profile, args.cache, args.write_clips)
+    table = Table(title=f"{callout.id}: {len(report.sources)} accepted, {len(report.quarantined)} quarantined")
+    for column in ("record", "kind", "file", "result"):
+        table.add_column(column, overflow="fold")
+    for rec in callout.records:
+        src = report.sources.get(rec.record_id)
+        if src is not None:
+            took = f"[green]accepted[/] as {src.visual}" + (f" -> {clips[rec.record_id]}" if rec.record_id in clips else "")
+        else:
+            q = next((q for q in report.quarantined if q.record.record_id == rec.record_id), None)
+            took = f"[red]quarantined[/]: {q.reason}" if q else "?"
+        table.add_row(rec.record_id, rec.kind, rec.file or "(text)", took)
+    Console().print(table)
+    out = Path(args.out or Path("out") / "ingest" / callout.id)
+    write_text_atomic(out / "intake.json", json.dumps(report.to_json(house_profile(args.profile), "blur"),
+                                                      ensure_ascii=False, indent=2))
+    for w in callout.warnings:
+        console.print(f"[yellow]warning[/]: {w}")
+    console.print(f"wrote {out / 'intake.json'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from rich.console import Console
 
@@ -135,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("validate", help="check a spec and its call-out without rendering")
     p.add_argument("spec")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("ingest", help="run intake alone: accept or quarantine every record of a call-out")
+    p.add_argument("callout")
+    p.add_argument("--profile", choices=("preview", "master"), default="preview")
+    p.add_argument("--write-clips", metavar="DIR", default=None, help="write each accepted record conformed")
+    p.add_argument("--out", default=None, help="where intake.json goes (default out/ingest/<call-out id>)")
+    p.add_argument("--cache", default=None)
+    p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("demo", help="generate the demo call-out and build its preview")
     p.add_argument("--out", default="out")
     p.add_argument("--profile", choices=("preview", "master"), default="preview")

@@ -29,7 +29,7 @@ from render.errors import FfmpegError
 from render.house import HouseFormat
 from render.house import profile as house_profile
 from render.intake import Quarantined, Source, intake_record
-from render.plan import Analysis, plan
+from render.plan import Analysis, plan, source_shot
 from render.spec import check_against, load_spec
 from render.timebase import timecode, to_seconds
 from render.timeline import Timeline
@@ -135,8 +135,11 @@ def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile:
 
 @flow(name="compose", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
-                 out_file: str) -> list[compose.RenderedPiece]:
-    """Render every piece in parallel (cached ones are free), then join by stream copy."""
+                 out_file: str) -> tuple[list[compose.RenderedPiece], bool]:
+    """Render every piece in parallel (cached ones are free), then join by stream copy.
+
+    Returns the pieces and whether the episode file was (re)written.
+    """
     house = house_profile(profile)
     parts = compose.pieces(timeline)
     progress.start("render", timeline.frames, "render")
@@ -145,10 +148,53 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     rendered = [f.result() for f in futures]
     progress.finish("render")
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
-    compose.join(rendered, house, Path(out_file), title=timeline.title,
-                 progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
+    joined = compose.join(rendered, house, Path(out_file), title=timeline.title,
+                          progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
     progress.finish("join")
-    return rendered
+    return rendered, joined
+
+
+@task(name="write-clip", cache_policy=NO_CACHE)
+def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | None, profile: str, fit_mode: str,
+                    cache_root: str, clips_dir: str) -> str | Quarantined:
+    """One accepted record, conformed to the house format, as ``<clips_dir>/<record_id>.mp4``."""
+    shot = source_shot(source, callout, loud)
+    if shot is None:
+        return Quarantined(source.record, "too short to show (under half a second)")
+    out = Path(clips_dir) / f"{source.record.record_id}.mp4"
+    try:
+        compose.write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
+    except FfmpegError as exc:
+        return Quarantined(source.record, f"could not be conformed ({exc.reason})", str(exc))
+    finally:
+        progress.update("clips", source.record.record_id, 1)
+    return str(out)
+
+
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
+                clips_dir: str | None = None, fit_mode: str = "blur") -> tuple[IntakeReport, dict[str, str]]:
+    """Intake alone: accept or quarantine every record; optionally write each accepted one conformed."""
+    root = str(Cache(Path(cache_root) if cache_root else None).root)
+    report = intake_flow(callout_dir, root)
+    analysis, report = analyze_flow(report, root)
+    clips: dict[str, str] = {}
+    if clips_dir:
+        Path(clips_dir).mkdir(parents=True, exist_ok=True)
+        sources = list(report.sources.values())
+        progress.start("clips", len(sources), "clips")
+        futures = write_clip_task.map(sources, unmapped(report.callout),
+                                      [analysis.loudness.get(s.record.record_id) for s in sources],
+                                      unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
+        results = [f.result() for f in futures]
+        progress.finish("clips")
+        failed = tuple(r for r in results if isinstance(r, Quarantined))
+        clips = {s.record.record_id: r for s, r in zip(sources, results) if isinstance(r, str)}
+        if failed:
+            bad = {q.record.record_id for q in failed}
+            report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
+                                  report.quarantined + failed)
+    return report, clips
 
 
 def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
@@ -180,16 +226,17 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     folder = Path(out_dir) / Path(spec_path).stem / profile
     folder.mkdir(parents=True, exist_ok=True)
     episode = folder / "episode.mp4"
-    rendered = compose_flow(timeline, report.sources, profile, spec.fit, root, str(episode))
+    rendered, joined = compose_flow(timeline, report.sources, profile, spec.fit, root, str(episode))
     credits_mod.write(credits, folder)
     write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
-    build = build_report(spec_path, profile, timeline, report, credits, rendered, time.monotonic() - started)
+    build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started)
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     return build
 
 
 def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
-                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], seconds: float) -> dict:
+                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: bool,
+                 seconds: float) -> dict:
     """build.json: each segment's exact frames and records, and every warning."""
     tl = timeline.to_json()
     warnings = list(report.callout.warnings) + list(timeline.warnings) + list(credits.warnings)
@@ -203,5 +250,6 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
         "credited": len(credits.people),
         "pieces": {"total": len(rendered), "rendered": sum(not p.cached for p in rendered),
                    "cached": sum(p.cached for p in rendered)},
+        "episode_rewritten": joined,
         "build_seconds": round(seconds, 1), "warnings": warnings,
     }

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, ffmpeg, normalize, text
-from .cache import Cache, atomic_dir, atomic_path, key_of
+from .cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
 from .errors import FfmpegError
 from .house import BACKGROUND, HouseFormat
 from .intake import Source
@@ -217,8 +217,16 @@ def _check(argv: list[str], video: Path, audio: Path, frames: int, samples: int)
 
 
 def join(segments: list[RenderedPiece], house: HouseFormat, out: Path, *, title: str = "",
-         progress: Callable[[float], None] | None = None) -> Path:
-    """Join rendered pieces into one MP4: video by stream copy, sound encoded once to AAC."""
+         progress: Callable[[float], None] | None = None) -> bool:
+    """Join rendered pieces into one MP4: video by stream copy, sound encoded once to AAC.
+
+    Returns False, doing nothing, when ``out`` already holds exactly this join (a sidecar key
+    written after the file records what made it).
+    """
+    key = key_of("join", COMPOSE_VERSION, house.key(), title, [s.key for s in segments])
+    sidecar = out.with_name(f".{out.name}.key")
+    if out.exists() and sidecar.exists() and sidecar.read_text() == f"{key} {out.stat().st_size}":
+        return False
     frames = sum(s.frames for s in segments)
     total_samples = samples_for(frames, house.rate)
     with tempfile.TemporaryDirectory(prefix="remixtv-join-") as tmpdir:
@@ -246,7 +254,8 @@ def join(segments: list[RenderedPiece], house: HouseFormat, out: Path, *, title:
             seconds = float(to_seconds(frames, house.rate))
             ffmpeg.run(argv, timeout_s=300 + seconds,
                        progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None)
-    return out
+    write_text_atomic(sidecar, f"{key} {out.stat().st_size}")
+    return True
 
 
 def _concat_path(path: Path) -> str:
@@ -257,4 +266,13 @@ def render_timeline(timeline: Timeline, sources: Mapping[str, Source], house: Ho
                     cache: Cache, out: Path) -> Path:
     """Render every piece (serially) and join them: the engine's whole job without Prefect."""
     rendered = [render_piece(p, sources, house, fit_mode, cache) for p in pieces(timeline)]
-    return join(rendered, house, out, title=timeline.title)
+    join(rendered, house, out, title=timeline.title)
+    return out
+
+
+def write_clip(source: Source, shot: Shot, house: HouseFormat, fit_mode: str, cache: Cache, out: Path) -> Path:
+    """One record conformed to the house format as a standalone MP4, through the render path itself."""
+    rendered = render_piece(Piece(source.record.record_id, 0, (shot,)), {source.record.record_id: source},
+                            house, fit_mode, cache)
+    join([rendered], house, out, title=source.record.title)
+    return out

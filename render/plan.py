@@ -74,6 +74,32 @@ def quality(src: Source, loud: Loudness | None) -> float:
     return score
 
 
+def source_shot(src: Source, callout: CallOut, loud: Loudness | None, max_frames: int | None = None,
+                start: Fraction = Fraction(0), exact: bool = False, rate: Fraction = RATE) -> Shot | None:
+    """The longest shot a source gives, up to ``max_frames``, starting ``start`` seconds in.
+
+    Stills and texts have a natural length (5 s; reading time); ``exact`` makes them last
+    ``max_frames`` instead. None when the source has too little to show.
+    """
+    rid = src.record.record_id
+    if src.visual in ("text", "image"):
+        natural = to_frames(reading_seconds(src.text) if src.visual == "text" else STILL_SECONDS, rate)
+        n = natural if max_frames is None else max_frames if exact else min(natural, max_frames)
+        if src.visual == "text":
+            return Shot("text", n, rid, text=src.text, byline=byline(callout, rid))
+        return Shot("image", n, rid)
+    available = int((src.duration_s - start) * rate)  # whole frames the source really has
+    if available < MIN_SHOT_FRAMES:
+        return None
+    n = available if max_frames is None else min(available, max_frames)
+    if start == 0 and available > n:  # skip the fumbled first moments of a longer take
+        start = to_seconds(min((available - n) // 4, to_frames(Fraction(2), rate)), rate)
+    kind = "video" if src.visual == "video" else "audio"
+    return Shot(kind, n, rid, source_in_s=start, gain_db=gain_db(loud),
+                text=src.record.title if kind == "audio" else "",
+                byline=byline(callout, rid) if kind == "audio" else "")
+
+
 class _Planner:
     def __init__(self, spec: EpisodeSpec, callout: CallOut, sources: Mapping[str, Source], analysis: Analysis):
         self.spec, self.callout, self.sources, self.analysis = spec, callout, sources, analysis
@@ -91,29 +117,8 @@ class _Planner:
 
     def shot(self, src: Source, max_frames: int | None = None, start: Fraction = Fraction(0),
              exact: bool = False) -> Shot | None:
-        """The longest shot this source gives, up to ``max_frames``, starting ``start`` seconds in.
-
-        Stills and texts have a natural length (5 s; reading time); ``exact`` makes them last
-        ``max_frames`` instead.
-        """
-        rid = src.record.record_id
-        loud = self.analysis.loudness.get(rid)
-        if src.visual in ("text", "image"):
-            natural = self.frames(reading_seconds(src.text) if src.visual == "text" else STILL_SECONDS)
-            n = natural if max_frames is None else max_frames if exact else min(natural, max_frames)
-            if src.visual == "text":
-                return Shot("text", n, rid, text=src.text, byline=byline(self.callout, rid))
-            return Shot("image", n, rid)
-        available = int((src.duration_s - start) * self.rate)  # whole frames the source really has
-        if available < MIN_SHOT_FRAMES:
-            return None
-        n = available if max_frames is None else min(available, max_frames)
-        if start == 0 and available > n:  # skip the fumbled first moments of a longer take
-            start = to_seconds(min((available - n) // 4, self.frames(Fraction(2))), self.rate)
-        kind = "video" if src.visual == "video" else "audio"
-        title = src.record.title if kind == "audio" else ""
-        return Shot(kind, n, rid, source_in_s=start, gain_db=gain_db(loud), text=title,
-                    byline=byline(self.callout, rid) if kind == "audio" else "")
+        return source_shot(src, self.callout, self.analysis.loudness.get(src.record.record_id), max_frames, start,
+                           exact)
 
     def candidates(self, select: Select, seg: SegmentSpec) -> list[Source]:
         if select.records:

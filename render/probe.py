@@ -163,6 +163,21 @@ def measure_duration(link: Path, demuxer: str, timeout_s: float = 600) -> Fracti
     return Fraction(last[0]).limit_denominator(1_000_000) if last[0] > 0 else None
 
 
+def _check_tail(link: Path, info: MediaInfo) -> None:
+    """Decode the last second: a file cut short (an interrupted upload) has nothing there."""
+    stream = f"0:{info.video.index}" if info.video else f"0:{info.audio.index}"
+    at = float(info.duration_s) - 1.5
+    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", "-ss", f"{at:.3f}",
+            *ffmpeg.untrusted_input(link, info.demuxer.split(",")[0]), "-map", stream, "-t", "1", "-f", "framecrc", "-"]
+    try:
+        out = ffmpeg.run(argv, timeout_s=60).stdout
+    except FfmpegError as exc:
+        raise MediaRejected(f"truncated or corrupt: decoding fails near the end ({exc.reason})", str(exc)) from None
+    if not any(line and not line.startswith(b"#") for line in out.splitlines()):
+        raise MediaRejected(f"truncated: nothing decodes in the last second of its stated "
+                            f"{float(info.duration_s):.1f} s", " ".join(argv))
+
+
 def read_media(link: Path) -> tuple[MediaInfo, dict]:
     """Probe a submission through its safe link; raise MediaRejected when it is not media we accept.
 
@@ -184,6 +199,8 @@ def read_media(link: Path) -> tuple[MediaInfo, dict]:
         measured = measure_duration(link, info.demuxer.split(",")[0])
         if not measured:
             raise MediaRejected("empty: the file holds no playable audio or video", str(data.get("format", {})))
+    if not info.is_image and not measured and info.duration_s and info.duration_s > 2:
+        _check_tail(link, info)
     document = {"ffprobe": data, "measured": str(measured) if measured else None}
     return from_document(document), document
 

@@ -9,6 +9,7 @@ preview and master alike.
 
 from __future__ import annotations
 
+import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,10 +40,35 @@ def ass_time(seconds: Fraction | float) -> str:
 
 
 def style(name: str, size: int, *, bold: bool = False, align: int = 5, colour: str = "&H00FFFFFF",
-          outline: float = 0, margin_v: int = SAFE_Y) -> str:
-    """An ASS style line (``align`` is numpad-style: 5 centre, 2 bottom centre, 8 top centre)."""
+          outline: float = 0, margin_v: int = SAFE_Y, encoding: int = 1) -> str:
+    """An ASS style line (``align`` is numpad-style: 5 centre, 2 bottom centre, 8 top centre).
+
+    ``encoding=-1`` makes libass pick each line's base direction from its text (FriBidi's
+    auto), so a right-to-left name with digits or Latin in it reads in the right order.
+    """
     return (f"Style: {name},{FONT},{size},{colour},&H000000FF,&H00000000,&H80000000,{-1 if bold else 0},0,0,0,"
-            f"100,100,0,0,1,{outline},0,{align},{SAFE_X},{SAFE_X},{margin_v},1")
+            f"100,100,0,0,1,{outline},0,{align},{SAFE_X},{SAFE_X},{margin_v},{encoding}")
+
+
+def estimate_width(text: str, size: int) -> Fraction:
+    """A generous estimate of ``text``'s rendered width in script px at font ``size``.
+
+    No font metrics here (libass picks fallback fonts at render time), so per character:
+    combining marks and format controls take no room, wide/fullwidth (CJK) and emoji a full
+    em, capitals 0.72 em and everything else 0.62 em (DejaVu Sans averages under that).
+    """
+    em = Fraction(0)
+    for c in unicodedata.normalize("NFC", text):
+        cat = unicodedata.category(c)
+        if cat in ("Mn", "Me", "Cf") or unicodedata.combining(c):
+            continue
+        if unicodedata.east_asian_width(c) in ("W", "F") or (cat == "So" and ord(c) >= 0x2600):
+            em += 1
+        elif cat == "Lu":
+            em += Fraction(72, 100)
+        else:
+            em += Fraction(62, 100)
+    return em * size
 
 
 def document(styles: list[str], events: list[str]) -> str:
@@ -51,9 +77,9 @@ def document(styles: list[str], events: list[str]) -> str:
         "[Script Info]", "ScriptType: v4.00+", f"PlayResX: {PLAY_W}", f"PlayResY: {PLAY_H}",
         "WrapStyle: 0", "ScaledBorderAndShadow: yes", "",
         "[V4+ Styles]",
-        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
-        "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
-        "Alignment, MarginL, MarginR, MarginV, Encoding",
+        ("Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+         "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+         "Alignment, MarginL, MarginR, MarginV, Encoding"),
         *styles, "",
         "[Events]", "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
         *events, "",

@@ -140,3 +140,4 @@ def test_cached_rebuild_renders_nothing(built, cache_dir):
 
     again = build_flow(str(root / "spec.yaml"), "preview", str(root / "out"), str(cache_dir))
     assert again["pieces"]["rendered"] == 0 and again["pieces"]["cached"] == again["pieces"]["total"]
+    assert again["episode_rewritten"] is False  # nothing changed: no media work at all

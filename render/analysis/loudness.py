@@ -1,23 +1,31 @@
-"""Loudness per ITU-R BS.1770 / EBU R128, measured by ffmpeg's ebur128 filter.
+"""Loudness per ITU-R BS.1770-4 / EBU R128, measured by ffmpeg's ebur128 filter.
 
 ffmpeg's meter is a reference-quality C implementation that reads any codec we accept in
-one decode pass, so it is faster and simpler here than decoding to numpy first.
+one decode pass, so it is faster and simpler here than decoding to numpy first. The
+summary (integrated, LRA, true peak) is read from the filter's final log block; the
+maximum short-term loudness (3 s window, EBU Tech 3341) is the largest of the per-100 ms
+``lavfi.r128.S`` values that ``ametadata`` prints to stdout in the same pass.
+
+Validated against EBU Tech 3341 (integrated) and Tech 3342 (LRA) cases in
+``tests/test_analysis_loudness.py``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import ffmpeg
 
-VERSION = 1
+VERSION = 2  # 2: max short-term loudness
 _SUMMARY = {
     "integrated_lufs": re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS"),
     "lra_lu": re.compile(r"LRA:\s+(-?[\d.]+) LU"),
     "true_peak_dbtp": re.compile(r"Peak:\s+(-?[\d.]+|-inf) dBFS"),
 }
+_SHORT_TERM = re.compile(rb"lavfi\.r128\.S=(-?[\d.]+|-?inf|nan)")
+FLOOR = -120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +33,19 @@ class Loudness:
     integrated_lufs: float  # -70.0 or lower means silence (below the absolute gate)
     lra_lu: float
     true_peak_dbtp: float
+    max_short_term_lufs: float | None = None  # None: measured by a version that did not read it
 
     @property
     def silent(self) -> bool:
         return self.integrated_lufs <= -69.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Loudness:
+        return cls(**{k: data.get(k) for k in ("integrated_lufs", "lra_lu", "true_peak_dbtp", "max_short_term_lufs")
+                      if k in data})
 
 
 def parse_summary(stderr: str) -> Loudness:
@@ -37,17 +54,53 @@ def parse_summary(stderr: str) -> Loudness:
     values = {}
     for name, pattern in _SUMMARY.items():
         m = pattern.search(summary)
-        values[name] = -120.0 if (m is None or m.group(1) == "-inf") else float(m.group(1))
+        values[name] = FLOOR if (m is None or m.group(1) == "-inf") else float(m.group(1))
     return Loudness(**values)
+
+
+def parse_short_term_max(stdout: bytes) -> float:
+    """The largest short-term loudness among ``ametadata`` lines (FLOOR when there are none)."""
+    best = FLOOR
+    for m in _SHORT_TERM.finditer(stdout):
+        text = m.group(1)
+        if text in (b"nan", b"inf", b"-inf"):
+            continue
+        best = max(best, float(text))
+    return round(best, 2)
+
+
+def meter_filter() -> str:
+    """The audio filter chain of one metering pass (appended after any stream selection)."""
+    return ("aresample=48000,ebur128=peak=true:metadata=1,"
+            "ametadata=mode=print:key=lavfi.r128.S:file=-")
 
 
 def measure(input_args: list[str], stream: str, timeout_s: float = 600) -> Loudness:
     """Measure one audio stream (``stream`` as in ``-map``, e.g. ``0:2``) of an input given as ffmpeg args."""
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", *input_args, "-map", stream,
-            "-af", "aresample=48000,ebur128=peak=true", "-f", "null", "-"]
-    return parse_summary(ffmpeg.run(argv, timeout_s=timeout_s).stderr_tail)
+            "-af", meter_filter(), "-f", "null", "-"]
+    result = ffmpeg.run(argv, timeout_s=timeout_s)
+    summary = parse_summary(result.stderr_tail)
+    return Loudness(summary.integrated_lufs, summary.lra_lu, summary.true_peak_dbtp,
+                    parse_short_term_max(result.stdout))
 
 
 def measure_file(path: Path, timeout_s: float = 600) -> Loudness:
-    """Measure the first audio stream of one of our own outputs."""
+    """Measure the first audio stream of one of our own outputs (a final mix, a piece)."""
     return measure(["-i", str(path)], "0:a:0", timeout_s)
+
+
+def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | None:
+    """Loudness of a record's sound (``render.intake.Source``), cached by content; None without sound."""
+    media = source.media
+    if media is None or media.audio is None:
+        return None
+    key = f"{source.content_hash}-l{VERSION}-st"
+    if cache is not None:
+        cached = cache.read_json("loudness", key)
+        if cached is not None and "max_short_term_lufs" in cached:
+            return Loudness.from_json(cached)
+    value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{media.audio.index}", timeout_s)
+    if cache is not None:
+        cache.write_json("loudness", key, value.to_json())
+    return value
