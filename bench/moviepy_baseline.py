@@ -84,7 +84,8 @@ def main() -> None:
                 clips.append(ColorClip(size, (0, 0, 0), duration=seconds))
     episode = concatenate_videoclips(clips, method="compose")
     episode.write_videofile(args.out, fps=RATE, codec="libx264", preset=preset, audio_codec="aac",
-                            audio_fps=48000, logger=None, threads=os.cpu_count())
+                            audio_fps=48000, logger=None, threads=os.cpu_count(),
+                            temp_audiofile_path=str(Path(args.out).parent))
 
 
 if __name__ == "__main__":

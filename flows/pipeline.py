@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from render import __version__, compose, ffmpeg, normalize
 from render import credits as credits_mod
+from render import ledger as ledger_mod
 from render.analysis import loudness
 from render.cache import Cache, write_text_atomic
 from render.callout import CallOut, Record, load_callout
@@ -228,18 +229,24 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     episode = folder / "episode.mp4"
     rendered, joined = compose_flow(timeline, report.sources, profile, spec.fit, root, str(episode))
     credits_mod.write(credits, folder)
+    ledger = None
+    if spec.pool_cents is not None:
+        ledger = ledger_mod.compute(timeline, report.callout, spec.pool_cents, spec.upstream_share)
+        ledger_mod.write(ledger, folder)
     write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
-    build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started)
+    build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
+                         ledger.warnings if ledger else ())
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     return build
 
 
 def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
                  credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: bool,
-                 seconds: float) -> dict:
+                 seconds: float, ledger_warnings: tuple[str, ...] = ()) -> dict:
     """build.json: each segment's exact frames and records, and every warning."""
     tl = timeline.to_json()
-    warnings = list(report.callout.warnings) + list(timeline.warnings) + list(credits.warnings)
+    warnings = list(report.callout.warnings) + list(timeline.warnings)
+    warnings += list(dict.fromkeys(list(credits.warnings) + list(ledger_warnings)))  # both report the same cycles
     warnings += [f"quarantined {q.record.record_id} ({q.record.file or 'text'}): {q.reason}" for q in report.quarantined]
     return {
         "schema": "remixtv.build/1", "engine": __version__, "spec": str(Path(spec_path).resolve()),

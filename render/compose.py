@@ -32,7 +32,7 @@ from .intake import Source
 from .timebase import samples_for, sec, split_samples, to_seconds
 from .timeline import Shot, Timeline
 
-COMPOSE_VERSION = 1
+COMPOSE_VERSION = 2
 WAVE_COLOUR = "0xE8C547"
 
 
@@ -172,7 +172,9 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     # picture and sound are joined separately: a joint concat pads sound to each shot's last
     # frame duration (a GIF's last frame can claim 100 ms+), while frame and sample counts are exact
     n = len(shots)
-    graph.append(f"{''.join(vlabels)}concat=n={n}:v=1:a=0,setpts=N/({house.rate})/TB[vout]")
+    # fps after the exact restamp changes no frame; it sets the stream's declared rate, which a
+    # looped still (the loop filter) would otherwise leave unset and the muxer would call 25 fps
+    graph.append(f"{''.join(vlabels)}concat=n={n}:v=1:a=0,setpts=N/({house.rate})/TB,fps={house.rate}[vout]")
     graph.append(f"{''.join(alabels)}concat=n={n}:v=0:a=1,asetpts=N/SR/TB[aout]")
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *inputs,
             "-filter_complex", ";\n".join(graph)]

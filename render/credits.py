@@ -362,9 +362,9 @@ def layout(credits: Credits, seconds: Fraction, min_name_seconds: Fraction = Fra
     return best
 
 
-def _fit(words: str, width: Fraction, size: int) -> str:
+def _fit(words: str, width: Fraction, size: int, bold: bool = False) -> str:
     """Override tags that keep a long line inside ``width``: squeeze it, then shrink it too."""
-    natural = text.estimate_width(words, size)
+    natural = text.estimate_width(words, size, bold)
     if natural <= width * Fraction(23, 25):
         return ""
     scale = width * Fraction(23, 25) / natural
@@ -394,7 +394,7 @@ def roll(credits: Credits, seconds: Fraction, min_name_seconds: Fraction = Fract
         else:  # moves until the scroll stops, then holds
             y1, move_ms = lay.screen_y(line.y, scroll_s), f",0,{round((scroll_s - t0) * 1000)}"
         fit = (_fit(line.text, col_w, NAME_SIZE) if line.style == "Name" else
-               _fit(line.text, column_width(1), TITLE_SIZE if line.style == "Title" else HEADER_SIZE))
+               _fit(line.text, column_width(1), TITLE_SIZE if line.style == "Title" else HEADER_SIZE, bold=True))
         tags = f"{{\\an8\\q2{fit}\\move({float(line.x):.1f},{float(y0):.2f},{float(line.x):.1f},{float(y1):.2f}{move_ms})}}"
         events.append(text.event(tags + text.escape(line.text), Fraction(b, 100), line.style, t0))
     styles = [text.style("Title", TITLE_SIZE, bold=True, encoding=-1),

@@ -23,7 +23,7 @@ FIT_MODES = ("blur", "pad", "crop")
 ORDERS = ("listed", "quality", "random")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description"}
+TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share"}
 SEGMENT_KEYS = {
     "card": {"text", "subtitle", "seconds"},
     "feature": {"record", "max_seconds", "seconds", "start"},
@@ -75,6 +75,8 @@ class EpisodeSpec:
     segments: tuple[SegmentSpec, ...]
     fit: str = "blur"
     seed: int = 0
+    pool_cents: int | None = None  # the payout pool to split in ledger.csv/json (none: no ledger)
+    upstream_share: Fraction = Fraction(1, 2)  # what a remix passes up to the records it builds on
 
     def line_of(self, segment_id: str) -> int:
         return next((s.line for s in self.segments if s.id == segment_id), 1)
@@ -193,6 +195,19 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
     if not isinstance(seed, int) or isinstance(seed, bool):
         r.at("seed", "must be a whole number")
         seed = 0
+    pool = data.get("pool_cents")
+    if pool is not None and (not isinstance(pool, int) or isinstance(pool, bool) or pool < 0):
+        r.at("pool_cents", "must be a whole number of cents, 0 or more (e.g. 2500000 for $25,000)")
+        pool = None
+    share = Fraction(1, 2)
+    if "upstream_share" in data:
+        try:
+            share = Fraction(str(data["upstream_share"]))
+            if not 0 <= share <= 1:
+                raise ValueError
+        except (ValueError, ZeroDivisionError):
+            r.at("upstream_share", "must be a fraction between 0 and 1, like 0.5 or 1/2")
+            share = Fraction(1, 2)
     segments = []
     raw_segments = data.get("segments", [])
     if "segments" in data and (not isinstance(raw_segments, list) or not raw_segments):
@@ -207,6 +222,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
     return EpisodeSpec(
         path=r.path, title=str(title), callout=(base / str(callout)).resolve() if callout else base,
         runtime_s=runtime or Fraction(0), segments=tuple(segments), fit=str(fit), seed=seed,
+        pool_cents=pool, upstream_share=share,
     )
 
 

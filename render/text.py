@@ -50,12 +50,13 @@ def style(name: str, size: int, *, bold: bool = False, align: int = 5, colour: s
             f"100,100,0,0,1,{outline},0,{align},{SAFE_X},{SAFE_X},{margin_v},{encoding}")
 
 
-def estimate_width(text: str, size: int) -> Fraction:
+def estimate_width(text: str, size: int, bold: bool = False) -> Fraction:
     """A generous estimate of ``text``'s rendered width in script px at font ``size``.
 
     No font metrics here (libass picks fallback fonts at render time), so per character:
     combining marks and format controls take no room, wide/fullwidth (CJK) and emoji a full
-    em, capitals 0.72 em and everything else 0.62 em (DejaVu Sans averages under that).
+    em, capitals 0.72 em and everything else 0.62 em (DejaVu Sans averages under that); bold
+    adds a tenth.
     """
     em = Fraction(0)
     for c in unicodedata.normalize("NFC", text):
@@ -68,7 +69,7 @@ def estimate_width(text: str, size: int) -> Fraction:
             em += Fraction(72, 100)
         else:
             em += Fraction(62, 100)
-    return em * size
+    return em * size * (Fraction(11, 10) if bold else 1)
 
 
 def document(styles: list[str], events: list[str]) -> str:

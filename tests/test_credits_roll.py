@@ -121,6 +121,10 @@ def test_long_and_wide_names_are_squeezed_into_their_column(tmp_path):
     for name in (LONG_NAME, "李小龍" * 8):
         line = next(ln for ln in doc.splitlines() if ln.endswith(name))
         assert "\\fscx" in line and "\\q2" in line
+    role = "assistant to the regional sound designer and foley artist supervisor, second unit"
+    doc = roll(credits_of(tmp_path / "role", ["Ana"], roles=(role,)), Fraction(10))
+    heading = next(ln for ln in doc.splitlines() if ln.endswith(role.upper()))
+    assert "\\fscx" in heading
 
 
 # --- rendered frames ---------------------------------------------------------------------------
@@ -229,6 +233,7 @@ def test_every_script_renders_real_glyphs_in_the_right_order(tmp_path):
     video = render(_static(lines, size=80), 30, tmp_path)
     img = grab(video, [15])[0]
     n = len(samples)
+    assert _same(_crop(img, n + 3), _crop(img, n + 4))  # the comparison does see boxes as boxes
     for i, script in enumerate(samples):
         assert not _same(_crop(img, i), _crop(img, n + i)), f"{script} renders as missing-glyph boxes"
     assert not _same(_crop(img, 0), _crop(img, 1))  # and different scripts differ from each other

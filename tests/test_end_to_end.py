@@ -61,6 +61,7 @@ SPEC = """\
 title: "RE: Testing"
 callout: callout
 runtime: "1:00"
+pool_cents: 100001
 segments:
   - {id: open, type: montage, select: {kinds: [video, animation], tags: [one], limit: 5}, shot_seconds: 2}
   - {id: title, type: card, text: "RE: Testing", seconds: 3}
@@ -141,3 +142,15 @@ def test_cached_rebuild_renders_nothing(built, cache_dir):
     again = build_flow(str(root / "spec.yaml"), "preview", str(root / "out"), str(cache_dir))
     assert again["pieces"]["rendered"] == 0 and again["pieces"]["cached"] == again["pieces"]["total"]
     assert again["episode_rewritten"] is False  # nothing changed: no media work at all
+
+
+def test_ledger_splits_the_pool_exactly_among_the_credited(built):
+    _, folder, _ = built
+    import csv as _csv
+
+    with open(folder / "ledger.csv", newline="", encoding="utf-8") as f:
+        rows = list(_csv.DictReader(f))
+    credited = {p["username"].lower() for p in json.loads((folder / "credits.json").read_text())["people"]}
+    amount = next(k for k in rows[0] if "cents" in k)
+    assert sum(int(r[amount]) for r in rows) == 100001
+    assert {r["username"].lower() for r in rows} == credited

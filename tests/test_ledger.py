@@ -186,3 +186,16 @@ def test_write_ledger_csv_and_json(tmp_path):
     assert data["paid_cents"] == data["pool_cents"] == 1000
     a = next(r for r in data["records"] if r["record"] == "A")
     assert a["own_cents"] == "1000" and a["passed"] == [{"to": "B", "exact_cents": "500"}]
+
+
+def test_a_3000_record_remix_chain_with_a_cycle_neither_recurses_nor_loops(tmp_path):
+    n = 3000
+    rows = [{"record_id": f"R{i}", "file": "", "kind": "text", "text": "t", "contributors": f"u{i % 700}",
+             "remix_of": f"R{(i + 1) % n}"} for i in range(n)]  # R2999 remixes R0: one long cycle
+    c = load_callout(write_callout(tmp_path / "c", rows, []))
+    tl = timeline("R0")
+    credits = credits_mod.compute(tl, c)
+    assert len(credits.people) == 700 and any("cycle" in w for w in credits.warnings)
+    ledger = compute(tl, c, 1_000_000)
+    check_traceable(ledger)
+    assert len(ledger.payees) == 700

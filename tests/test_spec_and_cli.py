@@ -66,8 +66,8 @@ def test_validate_lists_every_error_with_file_and_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "ep.yaml:3: runtime: seconds must be under 60 in '1:75'",
-        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: callout, description, fit, "
-        "runtime, seed, segments, title",
+        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: callout, description, fit, pool_cents, "
+        "runtime, seed, segments, title, upstream_share",
         "ep.yaml:6: segments[0].select.kinds[0]: unknown kind 'vidoe' (did you mean 'video'?); one of video, "
         "animation, music, voice, photo, illustration, text",
         "ep.yaml:6: segments[0].select.limit: must be a whole number of at least 1",
