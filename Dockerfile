@@ -6,7 +6,7 @@ FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola \
+      ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola libgl1 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/remixtv
@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir --no-deps -e . \
  && mkdir /work /opt/remixtv/callouts && chown remixtv /work /opt/remixtv/callouts
 
 USER remixtv
-ENV DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false REMIXTV_CACHE=/work/cache
+ENV DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false REMIXTV_CACHE=/work/cache NUMBA_CACHE_DIR=/work/cache/numba
 WORKDIR /work
 ENTRYPOINT ["remixtv"]
 CMD ["--help"]

@@ -8,13 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola python3-venv)
+APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola libgl1 python3-venv)
 
 need_apt() {
   command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || return 0
   fc-list 2>/dev/null | grep -q "Noto Sans CJK" || return 0
   fc-list 2>/dev/null | grep -q "NotoSansArabic" || return 0
   fc-list 2>/dev/null | grep -q "Symbola" || return 0
+  ldconfig -p 2>/dev/null | grep -q "libGL.so.1" || return 0
   return 1
 }
 

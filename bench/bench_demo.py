@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -26,18 +25,25 @@ SPEC = REPO / "episode_specs" / "demo.yaml"
 REMIXTV = [sys.executable, "-m", "flows.cli"]
 
 
+_WRAP = ("import json, resource, subprocess, sys\n"
+         "rc = subprocess.run(sys.argv[2:]).returncode\n"
+         "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+         "open(sys.argv[1], 'w').write(json.dumps([rc, u.ru_utime + u.ru_stime, u.ru_maxrss]))\n")
+
+
 def measure(argv: list[str], env: dict, cwd: Path) -> dict:
-    """Run a command to completion; wall, CPU and peak RSS of it and its descendants."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run a command to completion in its own wrapper process, so CPU time (user+sys of it and every
+    ffmpeg under it) and peak memory (the largest single process) belong to this run alone."""
+    report = Path(tempfile.mktemp(prefix="remixtv-bench-", suffix=".json"))
     started = time.monotonic()
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _WRAP, str(report), *argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
+    rc, cpu, maxrss = json.loads(report.read_text())
+    report.unlink()
+    if rc != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
-    return {"wall_s": round(wall, 2),
-            "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
-            "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(maxrss / 1024, 1)}
 
 
 def main() -> None:

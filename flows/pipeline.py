@@ -60,11 +60,20 @@ class IntakeReport:
         }
 
 
-@task(name="intake-record", cache_policy=NO_CACHE)
-def intake_record_task(callout: CallOut, record: Record, cache_root: str) -> Source | Quarantined:
-    result = intake_record(callout, record, Cache(Path(cache_root)))
-    progress.update("intake", record.record_id, 1)
-    return result
+def _chunks(items: list, per_worker: int = 4) -> list[list]:
+    """Split work into a few chunks per worker: each Prefect task run costs tens of milliseconds
+    of bookkeeping, which a per-record task would pay hundreds of times on every build."""
+    size = max(1, -(-len(items) // (WORKERS * per_worker)))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+@task(name="intake-records", cache_policy=NO_CACHE)
+def intake_records_task(callout: CallOut, records: list[Record], cache_root: str) -> list[Source | Quarantined]:
+    cache, results = Cache(Path(cache_root)), []
+    for record in records:
+        results.append(intake_record(callout, record, cache))
+        progress.update("intake", record.record_id, 1)
+    return results
 
 
 @flow(name="intake", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS * 2))
@@ -72,15 +81,19 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     """Read a call-out folder; accept or quarantine (with a reason) every record."""
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
-    futures = intake_record_task.map(unmapped(callout), list(callout.records), unmapped(cache_root))
-    results = [f.result() for f in futures]
+    futures = intake_records_task.map(unmapped(callout), _chunks(list(callout.records)), unmapped(cache_root))
+    results = [r for f in futures for r in f.result()]
     progress.finish("intake")
     sources = {r.record.record_id: r for r in results if isinstance(r, Source)}
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
 
 
 @task(name="loudness", cache_policy=NO_CACHE)
-def loudness_task(source: Source, cache_root: str) -> loudness.Loudness | Quarantined:
+def loudness_task(sources: list[Source], cache_root: str) -> list[loudness.Loudness | Quarantined]:
+    return [_loudness(source, cache_root) for source in sources]
+
+
+def _loudness(source: Source, cache_root: str) -> loudness.Loudness | Quarantined:
     """Integrated loudness, LRA and true peak of a record's sound (cached by content).
 
     Sound that cannot be decoded quarantines the record: it could not be rendered either.
@@ -112,8 +125,9 @@ def analyze_flow(report: IntakeReport, cache_root: str) -> tuple[Analysis, Intak
     """
     audible = [s for s in report.sources.values() if s.media and s.media.audio]
     progress.start("analyze", len(audible), "analyze")
-    futures = loudness_task.map(audible, unmapped(cache_root))
-    results = {s.record.record_id: f.result() for s, f in zip(audible, futures)}
+    futures = loudness_task.map(_chunks(audible), unmapped(cache_root))
+    measured_or_not = [r for f in futures for r in f.result()]
+    results = {s.record.record_id: r for s, r in zip(audible, measured_or_not)}
     progress.finish("analyze")
     failed = tuple(r for r in results.values() if isinstance(r, Quarantined))
     if failed:

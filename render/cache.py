@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import __version__
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -22,7 +22,7 @@ from .probe import MediaInfo
 MAX_DURATION_S = Fraction(15 * 60)
 MAX_PIXELS = 120_000_000  # a decompression bomb guard: larger pictures are refused
 TEXT_BYTES_LIMIT = 200_000
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import corpus
+
 from render.analysis import pictures
 from render.cache import Cache
 from render.callout import Record

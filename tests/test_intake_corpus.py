@@ -10,6 +10,7 @@ import csv
 import errno
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -78,6 +79,8 @@ def ingested(tmp_path_factory, prefect_harness, cache_dir, hostile):
         {"record_id": "H2", "file": "media/list.mov", "kind": "video", "title": "concat", "contributors": "mallory"},
         {"record_id": "H3", "file": "../outside/secret.mp4", "kind": "video", "title": "escape",
          "contributors": "mallory"},
+        {"record_id": "T1", "file": "media/cut_short.mp4", "kind": "video", "title": "interrupted upload",
+         "contributors": "user1"},
     ]
     files = {r["file"]: CORPUS / r["file"].removeprefix("media/") for r in rows if r["record_id"].startswith("C")}
     folder = write_callout(root / "callout", rows, [(f"user{i}", f"User {i}", "") for i in range(7)]
@@ -85,6 +88,11 @@ def ingested(tmp_path_factory, prefect_harness, cache_dir, hostile):
     (folder / "media" / "playlist.mp4").write_text(
         f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{target}\n#EXT-X-ENDLIST\n")
     (folder / "media" / "list.mov").write_text(f"ffconcat version 1.0\nfile '{target}'\n")
+    whole = root / "whole.mp4"  # an upload cut off at 60%: index up front (faststart), media missing
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(CORPUS / "long_6min_h264_aac_1920x1080_30fps_lowbitrate.mp4"),
+                    "-t", "30", "-c", "copy", "-movflags", "+faststart", str(whole)], check=True)
+    data = whole.read_bytes()
+    (folder / "media" / "cut_short.mp4").write_bytes(data[: len(data) * 6 // 10])
     from flows.pipeline import ingest_flow
 
     report, clips = ingest_flow(str(folder), "preview", str(cache_dir), str(root / "clips"))
@@ -106,6 +114,7 @@ def test_every_corpus_file_is_conformed_or_quarantined_with_a_reason(ingested):
 def test_known_bad_files_get_specific_reasons(ingested):
     _, report, _ = ingested
     by_file = {q.record.file.removeprefix("media/"): q.reason for q in report.quarantined}
+    assert by_file["cut_short.mp4"].startswith("truncated")
     assert by_file["phone_still_photo.heic"].startswith("unreadable")
     assert by_file["empty_header_only_16k_mono.wav"].startswith("empty")
 
@@ -149,7 +158,6 @@ def test_durations_follow_the_source(ingested):
 
 
 def test_ingest_cli_prints_a_table_and_writes_intake_json(ingested, tmp_path):
-    import subprocess
     import sys
 
     folder, _, _ = ingested

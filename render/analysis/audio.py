@@ -7,13 +7,13 @@ counted from the first decoded sample (the render path starts each source the sa
 
 Heuristic for speech or music (documented, tuned on the corpus, good enough to duck a music
 bed under speech): each 1 s window of the mono 22.05 kHz signal is silence when its RMS is
-under ``SILENCE_DBFS``; otherwise speech shows (a) many low-energy frames — syllables and
-pauses make the energy of 23 ms frames drop under half the window mean (the "low short-time
-energy ratio", Lu, Zhang & Jiang 2002) — and (b) a high zero-crossing-rate ratio —
-unvoiced consonants make the zero-crossing rate jump over 1.5x the window mean (HZCRR), and
-(c) little tonal stability. Music holds its energy and its pitch classes. A window is speech
-when its score (weighted sum of the normalised features, ``_speech_score``) is over 0,
-then labels are smoothed with a 3-window median.
+under ``SILENCE_DBFS``; otherwise speech shows both (a) many low-energy frames — syllables and
+pauses make the energy of 12 ms hops drop under half the window mean (the "low short-time
+energy ratio", LSTER, Lu, Zhang & Jiang 2002) — and (b) a high zero-crossing-rate ratio —
+unvoiced consonants make the zero-crossing rate jump over 1.5x the window mean (HZCRR).
+Music holds its energy. A window is speech when both normalised features are over their
+thresholds (``_speech_score`` > 0), then labels are smoothed with a 5-window running median. Thresholds were tuned on the corpus
+(see ``_speech_score``): every speech file reads >= 90% speech, every music file <= 28%.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ SILENCE_MIN_S = 0.25         # shorter gaps are not silences (pauses between wor
 DEAD_AIR_MIN_S = 1.5         # silences this long anywhere, or any silence at the head or tail, are dead air
 CLIP_LEVEL = 0.999           # |sample| at or over this is at full scale
 CLIP_RUN = 3                 # consecutive full-scale samples that make a clip
+SMOOTH_WINDOWS = 5           # speech/music labels are a 5 s running median
+CONTENT_SHARE = 0.6          # "speech" or "music" when that is at least this share of the non-silent sound
 MUSIC_FOR_BEATS = 0.5        # beats are tracked when at least this fraction of the sound is music (or kind is music)
 
 _librosa_lock = threading.Lock()
@@ -137,7 +139,7 @@ class AudioAnalysis:
 
     @classmethod
     def from_json(cls, d: dict) -> AudioAnalysis:
-        spans = lambda k: tuple(Span.from_json(s) for s in d.get(k, []))  # noqa: E731
+        spans = lambda k: tuple(Span.from_json(s) for s in d.get(k, []))
         return cls(
             samples=int(d["samples"]), loudness=Loudness.from_json(d["loudness"]),
             silences=spans("silences"), dead_air=spans("dead_air"), clipping=spans("clipping"),
@@ -151,21 +153,23 @@ class AudioAnalysis:
 # ---------------------------------------------------------------------------------------------
 # decoding
 
-def decode(input_args: list[str], stream_spec: str, *, timeout_s: float) -> tuple[np.ndarray, int]:
-    """All samples of one audio stream at 48 kHz as float32 ``(n, channels)`` (at most 2 channels kept).
+def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s: float) -> tuple[np.ndarray, int]:
+    """All samples of one audio stream at 48 kHz as float32 ``(n, channels)``.
 
-    48 kHz is the project rate; resampling there (swr, the render path's resampler) keeps full-scale
-    runs flat enough to find clipping, and every position is then already a project sample.
+    Mono and stereo keep their channels untouched (an up- or downmix would scale samples and hide
+    clipping); more channels are downmixed to stereo. 48 kHz is the project rate; swr (the render
+    path's resampler) keeps full-scale runs flat enough to find clipping, and every position is
+    then already a project sample.
     """
     chunks: list[np.ndarray] = []
-    channels = 2
+    keep = channels if channels in (1, 2) else 2
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", *input_args, "-map", stream_spec,
-            "-vn", "-sn", "-dn", "-af", f"aresample={AUDIO_RATE_HZ},aformat=sample_fmts=flt:channel_layouts=stereo",
+            "-vn", "-sn", "-dn", "-af", f"aresample={AUDIO_RATE_HZ}", "-ac", str(keep),
             "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
-    stream(argv, 4 * channels, lambda b: chunks.append(np.frombuffer(b, dtype="<f4")), timeout_s=timeout_s,
+    stream(argv, 4 * keep, lambda b: chunks.append(np.frombuffer(b, dtype="<f4")), timeout_s=timeout_s,
            records_per_chunk=48000)
     data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return data.reshape(-1, channels), AUDIO_RATE_HZ
+    return data.reshape(-1, keep), AUDIO_RATE_HZ
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,32 +244,33 @@ def to_analysis_rate(pcm: np.ndarray, sr: int = AUDIO_RATE_HZ) -> np.ndarray:
 
 
 def window_features(y: np.ndarray, sr: int = ANALYSIS_SR) -> dict[str, np.ndarray]:
-    """Per 1 s window: RMS (dBFS), low-energy ratio, high-ZCR ratio, chroma stability."""
+    """Per 1 s window: RMS (dBFS), low short-time energy ratio, high zero-crossing-rate ratio."""
     librosa = _librosa()
     frame = 1024
     rms = librosa.feature.rms(y=y, frame_length=frame, hop_length=HOP, center=True)[0]
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=frame, hop_length=HOP, center=True)[0]
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=2048, hop_length=HOP)
     per = max(1, round(sr / HOP))  # frames per 1 s window
     n = max(1, len(rms) // per)
-    out = {k: np.zeros(n) for k in ("db", "lster", "hzcrr", "tonal")}
+    out = {k: np.zeros(n) for k in ("db", "lster", "hzcrr")}
     for i in range(n):  # windows, not pixels or samples: a few hundred per 10 minutes
         r = rms[i * per:(i + 1) * per]
         z = zcr[i * per:(i + 1) * per]
-        c = chroma[:, i * per:(i + 1) * per]
         mean_r = float(np.mean(r)) + 1e-12
         out["db"][i] = 20 * np.log10(float(np.sqrt(np.mean(np.square(r)))) + 1e-12)
         out["lster"][i] = float(np.mean(r < 0.5 * mean_r))
         out["hzcrr"][i] = float(np.mean(z > 1.5 * (float(np.mean(z)) + 1e-12)))
-        # tonal stability: how alike consecutive chroma vectors are (music holds notes)
-        cn = c / (np.linalg.norm(c, axis=0, keepdims=True) + 1e-9)
-        out["tonal"][i] = float(np.mean(np.sum(cn[:, 1:] * cn[:, :-1], axis=0))) if c.shape[1] > 1 else 1.0
     return out
 
 
 def _speech_score(f: dict[str, np.ndarray]) -> np.ndarray:
-    """Positive for speech, negative for music (see the module docstring)."""
-    return (f["lster"] - 0.30) / 0.15 + (f["hzcrr"] - 0.10) / 0.08 + (0.90 - f["tonal"]) / 0.05
+    """Positive for speech, negative for music (see the module docstring).
+
+    Speech needs both: many low-energy frames (LSTER over 0.18) and a jumpy zero-crossing rate
+    (HZCRR over 0.08). Measured medians on the corpus: LibriSpeech 0.30/0.17, JFK 0.48/0.13,
+    commentary 0.22/0.18; piano 0.00/0.01, "Outfoxing the Fox" 0.08/0.17, jazz trumpet 0.17/0.03,
+    strings 0.01/0.05, a song 0.02/0.13 (music holds its energy; speech rarely keeps a steady ZCR).
+    """
+    return np.minimum((f["lster"] - 0.18) / 0.10, (f["hzcrr"] - 0.08) / 0.05)
 
 
 def classify(y: np.ndarray, sr: int = ANALYSIS_SR) -> np.ndarray:
@@ -273,9 +278,11 @@ def classify(y: np.ndarray, sr: int = ANALYSIS_SR) -> np.ndarray:
     f = window_features(y, sr)
     labels = np.where(_speech_score(f) > 0, 1, 2)
     labels[f["db"] < SILENCE_DBFS] = 0
-    if len(labels) >= 3:  # 3-window median smoothing of speech/music (silence stays as measured)
-        padded = np.concatenate(([labels[0]], labels, [labels[-1]]))
-        smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0).astype(int)
+    k = SMOOTH_WINDOWS
+    if len(labels) >= k:  # median smoothing of speech/music over k windows (silence stays as measured)
+        p = k // 2
+        padded = np.concatenate(([labels[0]] * p, labels, [labels[-1]] * p))
+        smooth = np.median(np.stack([padded[i:i + len(labels)] for i in range(k)]), axis=0).astype(int)
         labels = np.where(labels == 0, 0, np.where(smooth == 0, labels, smooth))
     return labels
 
@@ -319,9 +326,9 @@ def analyze_pcm(pcm: np.ndarray, loud: Loudness, *, music_hint: bool = False) ->
     music_fraction = round(float(np.mean(labels == 2)), 3)
     if speech_fraction + music_fraction == 0:
         content = "silence"
-    elif speech_fraction >= 0.75 * (speech_fraction + music_fraction):
+    elif speech_fraction >= CONTENT_SHARE * (speech_fraction + music_fraction):
         content = "speech"
-    elif music_fraction >= 0.75 * (speech_fraction + music_fraction):
+    elif music_fraction >= CONTENT_SHARE * (speech_fraction + music_fraction):
         content = "music"
     else:
         content = "mixed"
@@ -338,17 +345,17 @@ def analyze_pcm(pcm: np.ndarray, loud: Loudness, *, music_hint: bool = False) ->
     )
 
 
-def analyze_input(input_args: list[str], stream_spec: str, *, music_hint: bool = False,
+def analyze_input(input_args: list[str], stream_spec: str, channels: int, *, music_hint: bool = False,
                   timeout_s: float = 900) -> AudioAnalysis:
     """Analyse one audio stream of an input given as ffmpeg args (two decodes: the meter, then samples)."""
     loud = _loudness.measure(input_args, stream_spec, timeout_s)
-    pcm, _ = decode(input_args, stream_spec, timeout_s=timeout_s)
+    pcm, _ = decode(input_args, stream_spec, channels, timeout_s=timeout_s)
     return analyze_pcm(pcm, loud, music_hint=music_hint)
 
 
 def cache_key(content_hash: str, music_hint: bool) -> str:
     return key_of("audio", content_hash, VERSION, _loudness.VERSION, SILENCE_DBFS, SILENCE_MIN_S, DEAD_AIR_MIN_S,
-                  CLIP_LEVEL, CLIP_RUN, music_hint)
+                  CLIP_LEVEL, CLIP_RUN, SMOOTH_WINDOWS, CONTENT_SHARE, music_hint)
 
 
 def analyze_audio(source, cache: Cache | None = None, *, timeout_s: float | None = None) -> AudioAnalysis | None:
@@ -367,7 +374,7 @@ def analyze_audio(source, cache: Cache | None = None, *, timeout_s: float | None
             return AudioAnalysis.from_json(cached)
     seconds = float(media.duration_s or 60)
     result = analyze_input(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{media.audio.index}",
-                           music_hint=music_hint, timeout_s=timeout_s or 120 + 4 * seconds)
+                           media.audio.channels, music_hint=music_hint, timeout_s=timeout_s or 120 + 4 * seconds)
     if cache is not None:
         cache.write_json("analysis-audio", key, result.to_json())
     return result
@@ -375,8 +382,21 @@ def analyze_audio(source, cache: Cache | None = None, *, timeout_s: float | None
 
 def analyze_audio_file(path: Path, *, music_hint: bool = False, timeout_s: float = 1800) -> AudioAnalysis:
     """Analyse the first audio stream of one of our own outputs (e.g. the final episode mix); not cached."""
-    return analyze_input(["-i", str(path)], "0:a:0", music_hint=music_hint, timeout_s=timeout_s)
+    streams = ffmpeg.ffprobe_output(Path(path)).get("streams", [])
+    channels = next((int(s.get("channels") or 2) for s in streams if s.get("codec_type") == "audio"), 2)
+    return analyze_input(["-i", str(path)], "0:a:0", channels, music_hint=music_hint, timeout_s=timeout_s)
 
 
-__all__ = ["AudioAnalysis", "Span", "analyze_audio", "analyze_audio_file", "analyze_input", "analyze_pcm",
-           "find_silences", "find_clipping", "track_beats", "classify", "sample_to_frame"]
+__all__ = [
+    "AudioAnalysis",
+    "Span",
+    "analyze_audio",
+    "analyze_audio_file",
+    "analyze_input",
+    "analyze_pcm",
+    "classify",
+    "find_clipping",
+    "find_silences",
+    "sample_to_frame",
+    "track_beats",
+]

@@ -50,8 +50,7 @@ def best_excerpt(pictures: PictureAnalysis, length: int, usable: tuple[int, int]
     penalty for ending mid-shot less than 15 frames before a cut. None when no flash-free excerpt fits.
     """
     lo, hi = usable or (0, pictures.frames)
-    if hi - lo < length:
-        length = hi - lo
+    length = min(length, hi - lo)
     if length <= 0:
         return None
     starts = sorted({lo, *(s.start for s in pictures.shots if lo <= s.start <= hi - length)})

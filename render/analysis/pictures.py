@@ -291,8 +291,8 @@ def analysis_size(media) -> tuple[int, int]:
     """The analysis picture: the upright display aspect within MAX_W x MAX_H, even sides."""
     dw, dh = display_size(media)
     scale = min(MAX_W / dw, MAX_H / dh)
-    w = max(16, int(round(dw * scale / 2)) * 2)
-    h = max(16, int(round(dh * scale / 2)) * 2)
+    w = max(16, round(dw * scale / 2) * 2)
+    h = max(16, round(dh * scale / 2) * 2)
     return w, h
 
 

@@ -17,6 +17,7 @@ Per frame (OpenCV C code over a <=256x144 picture; Python only loops over frames
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -98,7 +99,7 @@ class ShotMeter:
         diag = math.hypot(self.w, self.h)
         dx, dy = np.asarray(self.dx[:frames]), np.asarray(self.dy[:frames])
         out = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             sl = slice(a, b)
             # motion inside the shot (the first sample compares with the previous shot)
             mx, my = dx[a + 1:b], dy[a + 1:b]
