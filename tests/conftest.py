@@ -110,3 +110,22 @@ def expected_credited(callout_dir: Path, used: list[str]) -> set[str]:
         expected |= {c.split(":")[0].strip().lower() for c in table[rid]["contributors"].split(";") if c.strip()}
         stack += [p.strip() for p in table[rid]["remix_of"].split(";") if p.strip()]
     return expected
+
+
+def source_of(path: Path, cache, kind: str = "music"):
+    """A Source the way intake makes one (content hash, neutral link, probed media)."""
+    from render.callout import Record
+    from render.intake import Source, safe_link
+    from render.probe import read_media
+
+    digest = cache.content_hash(path)
+    link = safe_link(cache, path, digest)
+    media, _ = read_media(link)
+    record = Record(path.stem[:20], path.name, kind, path.stem, (), (), (), "", True, 2)
+    return Source(record, digest, media=media, link=link)
+
+
+def lavfi(dest: Path, graph: str, *args: str) -> Path:
+    """Make test media from one of ffmpeg's lavfi sources."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, *args, str(dest)], check=True)
+    return dest

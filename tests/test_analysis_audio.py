@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import corpus
+from conftest import corpus, lavfi, source_of
 
 from render.analysis import audio
 from render.cache import Cache
-from render.callout import Record
-from render.intake import Source, safe_link
-from render.probe import read_media
-
-
-def source_of(path: Path, cache: Cache, kind: str = "music") -> Source:
-    """A Source the way intake makes one (content hash, neutral link, probed media)."""
-    digest = cache.content_hash(path)
-    link = safe_link(cache, path, digest)
-    media, _ = read_media(link)
-    record = Record(path.stem[:20], path.name, kind, path.stem, (), (), (), "", True, 2)
-    return Source(record, digest, media=media, link=link)
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Cache:
     return Cache(tmp_path_factory.mktemp("analysis-cache"))
-
-
-def lavfi(dest: Path, graph: str, *args: str) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, *args, str(dest)], check=True)
-    return dest
 
 
 def analyze(path: Path, cache: Cache, kind: str = "music") -> audio.AudioAnalysis:

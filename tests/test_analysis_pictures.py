@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import corpus
+from conftest import corpus, lavfi, source_of
 
 from render.analysis import pictures
 from render.cache import Cache
-from render.callout import Record
-from render.intake import Source, safe_link
-from render.probe import read_media
-
-
-def source_of(path: Path, cache: Cache, kind: str = "video") -> Source:
-    digest = cache.content_hash(path)
-    link = safe_link(cache, path, digest)
-    media, _ = read_media(link)
-    record = Record(path.stem[:20], path.name, kind, path.stem, (), (), (), "", True, 2)
-    return Source(record, digest, media=media, link=link)
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +16,8 @@ def cache(tmp_path_factory) -> Cache:
     return Cache(tmp_path_factory.mktemp("analysis-cache"))
 
 
-def lavfi(dest: Path, graph: str, *args: str) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, *args,
-                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(dest)], check=True)
-    return dest
-
-
 def analyze(path: Path, cache: Cache) -> pictures.PictureAnalysis:
-    result = pictures.analyze_pictures(source_of(path, cache), cache)
+    result = pictures.analyze_pictures(source_of(path, cache, "video"), cache)
     assert result is not None
     return result
 
