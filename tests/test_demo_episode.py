@@ -62,3 +62,15 @@ def test_demo_broken_uploads_are_quarantined_with_reasons(demo_build):
     for rid in ("R0073", "R0098", "R0039"):
         assert rid in reasons and reasons[rid]
     assert all("release" in reasons[r] for r in ("R0016", "R0062", "R0166"))
+
+
+def test_demo_ledger_pays_exactly_the_credited_and_sums_to_the_pool(demo_build):
+    import csv
+
+    _, folder, _ = demo_build
+    with open(folder / "ledger.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(int(r["cents"]) for r in rows) == 2_500_000
+    credited = {p["username"].lower() for p in json.loads((folder / "credits.json").read_text())["people"]}
+    assert {r["username"].lower() for r in rows} == credited
+    assert all(int(r["cents"]) > 0 for r in rows)
