@@ -180,7 +180,9 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
     try:
         compose.write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
     except FfmpegError as exc:
-        return Quarantined(source.record, f"could not be conformed ({exc.reason})", str(exc))
+        said = [line for line in exc.stderr_tail.splitlines() if line.strip()]
+        why = said[-1].split("] ", 1)[-1].strip() if said else exc.reason
+        return Quarantined(source.record, f"could not be conformed: {why}", str(exc))
     finally:
         progress.update("clips", source.record.record_id, 1)
     return str(out)

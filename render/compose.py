@@ -20,6 +20,7 @@ import dataclasses
 import json
 import tempfile
 import wave
+from fractions import Fraction
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,10 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
             media = src.media
             opts: list[str] = []
             if shot.kind != "image":
-                if src.demuxer == "gif" and media.duration_s and seconds > media.duration_s - shot.source_in_s:
+                # animated GIFs loop, as they do on the web; a blink of one (a single frame) just holds,
+                # because looping it makes no progress in time and ffmpeg would never reach -t
+                if (src.demuxer == "gif" and media.duration_s and media.duration_s >= Fraction(1, 2)
+                        and seconds > media.duration_s - shot.source_in_s):
                     opts += ["-stream_loop", "-1"]
                 elif shot.source_in_s > 0:
                     opts += ["-ss", sec(shot.source_in_s)]

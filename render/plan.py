@@ -89,8 +89,12 @@ def source_shot(src: Source, callout: CallOut, loud: Loudness | None, max_frames
             return Shot("text", n, rid, text=src.text, byline=byline(callout, rid))
         return Shot("image", n, rid)
     available = int((src.duration_s - start) * rate)  # whole frames the source really has
-    if available < MIN_SHOT_FRAMES:
+    if available < 1:
         return None
+    if available < MIN_SHOT_FRAMES:
+        # a blink of a clip (a spoken digit, a 1-frame GIF) is still somebody's work: hold it to half
+        # a second; the render holds its last frame and pads its sound with silence
+        available = MIN_SHOT_FRAMES
     n = available if max_frames is None else min(available, max_frames)
     if start == 0 and available > n:  # skip the fumbled first moments of a longer take
         start = to_seconds(min((available - n) // 4, to_frames(Fraction(2), rate)), rate)
