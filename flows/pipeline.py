@@ -20,7 +20,7 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from render import __version__, compose, ffmpeg, normalize
+from render import __version__, compose, normalize
 from render import credits as credits_mod
 from render import ledger as ledger_mod
 from render.analysis import loudness
@@ -94,27 +94,15 @@ def loudness_task(sources: list[Source], cache_root: str) -> list[loudness.Loudn
 
 
 def _loudness(source: Source, cache_root: str) -> loudness.Loudness | Quarantined:
-    """Integrated loudness, LRA and true peak of a record's sound (cached by content).
-
-    Sound that cannot be decoded quarantines the record: it could not be rendered either.
-    """
-    cache = Cache(Path(cache_root))
-    key = f"{source.content_hash}-l{loudness.VERSION}"
-    cached = cache.read_json("loudness", key)
-    if cached is None:
-        media = source.media
-        seconds = float(media.duration_s or 1)
-        try:
-            value = loudness.measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{media.audio.index}",
-                                     timeout_s=120 + seconds * 2)
-        except FfmpegError as exc:
-            progress.update("analyze", source.record.record_id, 1)
-            return Quarantined(source.record, f"sound could not be decoded ({exc.reason})", str(exc))
-        cached = {"integrated_lufs": value.integrated_lufs, "lra_lu": value.lra_lu,
-                  "true_peak_dbtp": value.true_peak_dbtp}
-        cache.write_json("loudness", key, cached)
-    progress.update("analyze", source.record.record_id, 1)
-    return loudness.Loudness(**cached)
+    """Loudness of a record's sound, cached by content; sound that cannot be decoded quarantines
+    the record (it could not be rendered either)."""
+    try:
+        return loudness.measure_source(source, Cache(Path(cache_root)),
+                                       timeout_s=120 + 2 * float(source.media.duration_s or 1))
+    except FfmpegError as exc:
+        return Quarantined(source.record, f"sound could not be decoded ({exc.reason})", str(exc))
+    finally:
+        progress.update("analyze", source.record.record_id, 1)
 
 
 @flow(name="analyze", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -127,5 +126,3 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
-
-ENGINE_VERSION = __version__

@@ -122,8 +122,9 @@ def parse(data: dict) -> MediaInfo:
                 sample_rate_hz=int(s.get("sample_rate") or 0), channels=int(s["channels"]),
                 layout=s.get("channel_layout", ""),
             )
+    duration = _duration(fmt, streams)
     if video is not None and demuxer in ("gif", "gif_pipe"):
-        is_image = (video.frame_count or 0) <= 1 and _duration(fmt, streams) in (None, Fraction(0))
+        is_image = (video.frame_count or 0) <= 1 and duration in (None, Fraction(0))
     exif = 1
     for frame in data.get("frames") or []:
         value = (frame.get("tags") or {}).get("Orientation")
@@ -132,7 +133,7 @@ def parse(data: dict) -> MediaInfo:
             break
     return MediaInfo(
         demuxer=demuxer,
-        duration_s=None if is_image else _duration(fmt, streams),
+        duration_s=None if is_image else duration,
         size_bytes=int(fmt.get("size") or 0),
         video=video, audio=audio, is_image=is_image, exif_orientation=exif,
     )
