@@ -16,13 +16,14 @@ from pathlib import Path
 from . import probe
 from .cache import Cache
 from .callout import CallOut, Record
-from .errors import FfmpegError, MediaRejected
+from .errors import FfmpegError, MediaRejected, UserError
 from .probe import MediaInfo
 
 MAX_DURATION_S = Fraction(15 * 60)
-MAX_PIXELS = 120_000_000  # a decompression bomb guard: larger pictures are refused
+MAX_PIXELS = probe.DEFAULT_MAX_PIXELS  # a decompression bomb guard: larger pictures are refused
+MAX_PIXELS_ENV = "REMIXTV_MAX_MEGAPIXELS"
 TEXT_BYTES_LIMIT = 200_000
-PROBE_VERSION = 3
+PROBE_VERSION = 4  # 4: telecine detection
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +101,38 @@ def safe_link(cache: Cache, source: Path, content_hash: str) -> Path:
     return link
 
 
-def _media(cache: Cache, link: Path, content_hash: str) -> MediaInfo:
+def max_pixels_setting() -> int:
+    """The picture size cap in pixels: ``$REMIXTV_MAX_MEGAPIXELS`` megapixels, else 120."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return MAX_PIXELS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise UserError(f"{MAX_PIXELS_ENV}={raw!r} is not a picture size: give megapixels, e.g. {MAX_PIXELS_ENV}=120")
+    return max(1, int(value * 1_000_000))
+
+
+def _media(cache: Cache, link: Path, content_hash: str, max_pixels: int) -> MediaInfo:
     key = f"{content_hash}-p{PROBE_VERSION}"
     cached = cache.read_json("probe", key)
     if cached is not None and "ffprobe" in cached:
         return probe.from_document(cached)
-    info, document = probe.read_media(link)  # raises MediaRejected
+    info, document = probe.read_media(link, max_pixels)  # raises MediaRejected
     cache.write_json("probe", key, document)
     return info
 
 
 def intake_record(callout: CallOut, record: Record, cache: Cache,
-                  max_duration_s: Fraction = MAX_DURATION_S) -> Source | Quarantined:
-    """Decide whether one record can be used; never raises for a bad submission."""
+                  max_duration_s: Fraction = MAX_DURATION_S, max_pixels: int | None = None) -> Source | Quarantined:
+    """Decide whether one record can be used; never raises for a bad submission.
+
+    ``max_pixels`` caps picture size (default: ``max_pixels_setting()``); larger pictures are
+    quarantined from their header, before anything decodes them.
+    """
+    max_pixels = max_pixels_setting() if max_pixels is None else max_pixels
     if not record.released:
         return Quarantined(record, "no signed release (released is not 'yes')")
     try:
@@ -132,10 +152,9 @@ def intake_record(callout: CallOut, record: Record, cache: Cache,
                 raise MediaRejected("text file holds no words")
             return Source(record, digest, text=text)
         link = safe_link(cache, path, digest)
-        media = _media(cache, link, digest)
-        if media.video and media.video.width * media.video.height > MAX_PIXELS:
-            raise MediaRejected(f"picture is {media.video.width}x{media.video.height}, over the "
-                                f"{MAX_PIXELS // 1_000_000} megapixel limit")
+        media = _media(cache, link, digest, max_pixels)
+        if media.video and media.video.width * media.video.height > max_pixels:  # probed earlier under a larger cap
+            raise MediaRejected(probe.over_pixel_limit(media.video.width, media.video.height, max_pixels))
         if media.duration_s and media.duration_s > max_duration_s:
             raise MediaRejected(f"{float(media.duration_s) / 60:.1f} min long; the limit is "
                                 f"{float(max_duration_s) / 60:.0f} min")

@@ -17,14 +17,14 @@ from .house import BACKGROUND, HouseFormat
 from .probe import MediaInfo
 from .timebase import AUDIO_RATE_HZ
 
-CONFORM_VERSION = 1
+CONFORM_VERSION = 2  # 2: one time origin for sound and picture, pad on the house background, DC blocker, IVTC
 ASPECT_TOLERANCE = Fraction(3, 100)  # within 3% of 16:9 we fill the frame rather than add borders
 PUSH_IN = Fraction(112, 100)  # moving stills end 12% closer than they start
 PAN_ASPECT = Fraction(2)  # pictures wider than 2:1 pan across instead of pushing in
 
 
 def _even(x: Fraction | float) -> int:
-    return max(2, int(round(x / 2)) * 2)
+    return max(2, round(x / 2) * 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,44 +58,59 @@ def _scale(w: int, h: int) -> str:
     return f"scale={w}:{h}:flags=bicubic:out_color_matrix=bt709:out_range=tv,setsar=1"
 
 
-def place(label_in: str, label_out: str, f: Fit, mode: str, *, alpha: bool, tag: str) -> list[str]:
+def place(label_in: str, label_out: str, f: Fit, mode: str, *, alpha: bool, tag: str, rate: Fraction) -> list[str]:
     """Filter statements that put the picture ``label_in`` into a frame as ``label_out``.
 
     ``blur`` puts it over a blurred, darkened copy of itself (pictures with alpha go over the house
-    background instead), ``pad`` over black, ``crop`` fills the frame and crops the overflow.
+    background instead), ``pad`` over the flat house background, ``crop`` fills the frame and crops
+    the overflow.
     """
     W, H = f.frame_w, f.frame_h
-    if mode == "crop" and not f.fills:
-        return [f"[{label_in}]{_scale(f.fg_w, f.fg_h)},crop={W}:{H}[{label_out}]"]
-    if f.fills and not alpha:
-        return [f"[{label_in}]{_scale(W, H)}[{label_out}]"]
     fg = f"[{label_in}]{_scale(f.fg_w, f.fg_h)}"
     x, y = (W - f.fg_w) // 2, (H - f.fg_h) // 2
+    if mode == "crop" and not f.fills:
+        fg, x, y = f"{fg},crop={W}:{H}", 0, 0
+        if not alpha:
+            return [f"{fg}[{label_out}]"]
+    elif f.fills and not alpha:
+        return [f"[{label_in}]{_scale(W, H)}[{label_out}]"]
     if alpha or mode == "pad":
-        colour = BACKGROUND if alpha else "black"
-        return [f"{fg}[{tag}fg]", f"color=c={colour}:s={W}x{H}[{tag}bg]",
+        # the backdrop is the overlay's main input, so it sets the output rate: it must be the house rate
+        return [f"{fg}[{tag}fg]", f"color=c={BACKGROUND}:s={W}x{H}:r={rate}[{tag}bg]",
                 f"[{tag}bg][{tag}fg]overlay={x}:{y}:shortest=1:eof_action=endall,format=yuv420p[{label_out}]"]
     # blur: scale small, blur, scale up: a soft backdrop for a fraction of a full-size blur's cost
     bw, bh = _even(W / 8), _even(H / 8)
     cover = fit(f.fg_w, f.fg_h, bw, bh, "crop")
     return [
         f"[{label_in}]split=2[{tag}a][{tag}b]",
-        f"[{tag}a]scale={cover.fg_w}:{cover.fg_h},crop={bw}:{bh},boxblur=6:2,"
-        f"eq=brightness=-0.18:saturation=0.8,{_scale(W, H)}[{tag}bg]",
+        (f"[{tag}a]scale={cover.fg_w}:{cover.fg_h},crop={bw}:{bh},boxblur=6:2,"
+         f"eq=brightness=-0.18:saturation=0.8,{_scale(W, H)}[{tag}bg]"),
         f"[{tag}b]{_scale(f.fg_w, f.fg_h)}[{tag}fg]",
         f"[{tag}bg][{tag}fg]overlay={x}:{y}[{label_out}]",
     ]
 
 
-def picture_prelude(media: MediaInfo) -> list[str]:
-    """Filters that make a decoded picture upright, progressive and SDR, before any scaling."""
+def picture_prelude(media: MediaInfo, size: tuple[int, int] | None = None) -> list[str]:
+    """Filters that make a decoded picture upright, progressive and SDR, before any scaling.
+
+    Telecined film is put back together field by field (``fieldmatch``: every frame whole, at full
+    vertical resolution); only frames it cannot match are deinterlaced. True interlaced video is
+    deinterlaced (``bwdif``), one frame per frame, in the field order the decoder reports.
+    HDR (PQ, HLG, and Dolby Vision's HLG base) is tone-mapped to BT.709 in linear light; with
+    ``size`` (the upright size it will be shown at) a larger picture is first scaled down to it,
+    because the float tone-mapping costs more than decoding at full size.
+    """
     v = media.video
     assert v is not None
     steps = []  # rotation (display matrix, and EXIF orientation of stills) is applied by ffmpeg's decoder side
-    if v.interlaced:
+    if v.telecined:
+        steps.append("fieldmatch=order=auto:combmatch=full,bwdif=mode=send_frame:deint=interlaced")
+    elif v.interlaced:
         steps.append("bwdif=mode=send_frame:deint=all")
     if v.hdr:
-        steps.append("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
+        dw, dh = display_size(media)
+        shrink = f"w={size[0]}:h={size[1]}:f=bicubic:" if size and size[0] * size[1] < dw * dh else ""
+        steps.append(f"zscale={shrink}t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
                      "zscale=t=bt709:m=bt709:r=tv")
     return steps
 
@@ -108,15 +123,26 @@ def display_size(media: MediaInfo) -> tuple[int, int]:
     return w, h
 
 
+def decoder_args(media: MediaInfo) -> list[str]:
+    """Input options that must precede the source's ``-i`` (a decoder that keeps WebM alpha), or []."""
+    v = media.video
+    return ["-c:v", v.alpha_decoder] if v is not None and v.alpha_decoder else []
+
+
 def video_chain(input_label: str, out: str, media: MediaInfo, house: HouseFormat, frames: int, mode: str,
                 tag: str) -> list[str]:
-    """A moving picture -> exactly ``frames`` house frames (the last frame holds if the source is short)."""
+    """A moving picture -> exactly ``frames`` house frames (the last frame holds if the source is short).
+
+    Sound and picture keep the one time origin ffmpeg gives the input (its earliest stream, or the
+    seek point): the picture's first frame fills any gap before it (``start_time=0``), so a stream
+    that starts late or an edit list stays in sync with the sound.
+    """
     dw, dh = display_size(media)
     f = fit(dw, dh, house.width, house.height, mode)
-    pre = ",".join(["setpts=PTS-STARTPTS", *picture_prelude(media), f"fps={house.rate}"])
+    pre = ",".join([*picture_prelude(media, (f.fg_w, f.fg_h)), f"fps={house.rate}:start_time=0"])
     return [
         f"[{input_label}]{pre}[{tag}p]",
-        *place(f"{tag}p", f"{tag}f", f, mode, alpha=media.video.has_alpha, tag=tag),
+        *place(f"{tag}p", f"{tag}f", f, mode, alpha=media.video.has_alpha, tag=tag, rate=house.rate),
         f"[{tag}f]format=yuv420p,tpad=stop_mode=clone:stop=-1,trim=end_frame={frames},setpts=PTS-STARTPTS[{out}]",
     ]
 
@@ -142,19 +168,32 @@ def still_chain(input_label: str, out: str, media: MediaInfo, house: HouseFormat
     ZW, ZH = _even(W * PUSH_IN), _even(H * PUSH_IN)
     f = fit(dw, dh, ZW, ZH, mode)
     tail = (f"format=yuv420p,loop=loop={frames - 1}:size=1,setpts=N/({house.rate})/TB,"
-            f"scale=w='trunc(({W}+{ZW - W}*(1-n/{last}))/2)*2':h=-2:eval=frame,"
+            # both sides shrink together and never below the frame: an aspect-derived height (h=-2)
+            # can land 2 px short, and the crop would then show a line of garbage
+            f"scale=w='trunc(({W}+{ZW - W}*(1-n/{last}))/2)*2':h='trunc(({H}+{ZH - H}*(1-n/{last}))/2)*2':eval=frame,"
             f"crop={W}:{H},setsar=1,trim=end_frame={frames}")
-    return head + place(f"{tag}p", f"{tag}z", f, mode, alpha=media.video.has_alpha, tag=tag) + \
+    return head + place(f"{tag}p", f"{tag}z", f, mode, alpha=media.video.has_alpha, tag=tag, rate=house.rate) + \
         [f"[{tag}z]{tail}[{out}]"]
 
 
-def audio_chain(input_label: str, out: str, samples: int, gain_db: float) -> str:
-    """Any audio -> exactly ``samples`` samples of 48 kHz stereo, levelled, with click-free ends."""
+def audio_chain(input_label: str, out: str, samples: int, gain_db: float, *, fades: tuple[bool, bool] = (True, True),
+                after_gain: str = "") -> str:
+    """Any audio -> exactly ``samples`` samples of 48 kHz stereo, levelled, with click-free ends.
+
+    Timing follows the input's timestamps from the shared origin: sound that starts after the
+    picture is preceded by silence, and gaps in it are filled (``async``), so it stays in sync.
+    Any layout is downmixed to stereo by ffmpeg's standard matrix (ITU-R BS.775: the centre at
+    -3 dB into both sides, surrounds at -3 dB into their side, the LFE left out); a DC offset
+    is removed by a 10 Hz high-pass, below anything audible. ``fades`` (in, out) can be turned off
+    where the sound runs on across a render boundary (a bed spanning pieces); ``after_gain`` is
+    filters applied after levelling (a bed's ducking).
+    """
     fade = min(480, max(1, samples // 4))  # 10 ms
-    return (f"[{input_label}]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE_HZ},"
-            f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE_HZ}:channel_layouts=stereo,"
-            f"volume={gain_db:.2f}dB,afade=t=in:d=0.01,apad,atrim=end_sample={samples},"
-            f"afade=t=out:start_sample={samples - fade}:nb_samples={fade}[{out}]")
+    fade_in = "afade=t=in:d=0.01," if fades[0] else ""
+    fade_out = f",afade=t=out:start_sample={samples - fade}:nb_samples={fade}" if fades[1] else ""
+    return (f"[{input_label}]aresample={AUDIO_RATE_HZ}:async=1:first_pts=0,"
+            f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE_HZ}:channel_layouts=stereo,highpass=f=10,"
+            f"volume={gain_db:.2f}dB,{after_gain}{fade_in}apad,atrim=end_sample={samples}{fade_out}[{out}]")
 
 
 def silence(out: str, samples: int) -> str:
@@ -172,9 +211,12 @@ def describe(media: MediaInfo, house: HouseFormat, mode: str) -> dict:
         f = fit(dw, dh, house.width, house.height, mode)
         out.update({
             "stored": f"{v.width}x{v.height}", "display": f"{dw}x{dh}", "rotate_cw": v.rotation_cw,
-            "frame": "fills" if f.fills else f"{f.fg_w}x{f.fg_h} over {'house background' if v.has_alpha else mode}",
+            "frame": "fills" if f.fills else f"{f.fg_w}x{f.fg_h} " + (
+                "cropped to fill" if mode == "crop" else "over the house background" if v.has_alpha or mode == "pad"
+                else "over a blurred copy"),
             "rate": None if media.is_image else f"{v.fps or 'variable'} -> {house.rate}",
-            "deinterlace": v.interlaced, "tone_map": v.hdr, "alpha": v.has_alpha,
+            "deinterlace": "inverse telecine" if v.telecined else "bwdif" if v.interlaced else False,
+            "tone_map": v.hdr, "alpha": v.has_alpha,
         })
     if media.audio:
         a = media.audio

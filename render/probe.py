@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +12,14 @@ from . import ffmpeg
 from .errors import FfmpegError, MediaRejected
 
 IMAGE_DEMUXERS = {"png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"}
+#: Decoders that keep a WebM's alpha channel (stored as side data the native decoders skip).
+ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+#: Telecine shows as a repeated field in 2 of every 5 frames; true interlaced video repeats none.
+#: Static shots hide repeats (both fields match), so film with still moments lands below 0.4.
+TELECINE_REPEAT_SHARE = Fraction(1, 10)
+TELECINE_SAMPLE_SECONDS = 10
+_OVER_PIXELS = re.compile(r"Picture size (\d+)x(\d+) (?:exceeds specified max pixel count|is invalid)")
+_REPEATED = re.compile(r"Repeated Fields: Neither:\s*(\d+)\s*Top:\s*(\d+)\s*Bottom:\s*(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,8 @@ class VideoStream:
     field_order: str
     color_transfer: str
     frame_count: int | None
+    alpha_tagged: bool = False  # WebM ``alpha_mode=1``: the alpha plane needs ``alpha_decoder``
+    telecined: bool = False  # interlaced flags, but the fields pair up into film frames (3:2 pulldown)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -42,7 +54,13 @@ class VideoStream:
 
     @property
     def has_alpha(self) -> bool:
-        return "a" in self.pix_fmt.replace("gray", "").split("p")[0] or self.pix_fmt in ("pal8",)
+        return (self.alpha_tagged or "a" in self.pix_fmt.replace("gray", "").split("p")[0]
+                or self.pix_fmt in ("pal8",))
+
+    @property
+    def alpha_decoder(self) -> str:
+        """The decoder to force on input so the alpha plane survives ("" when the default one does)."""
+        return ALPHA_DECODERS.get(self.codec, "") if self.alpha_tagged else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +133,8 @@ def parse(data: dict) -> MediaInfo:
                 rotation_cw=_rotation(s), fps=rate, pix_fmt=s.get("pix_fmt", ""),
                 field_order=s.get("field_order", "progressive"), color_transfer=s.get("color_transfer", ""),
                 frame_count=int(nb) if str(nb or "").isdigit() else None,
+                alpha_tagged=str((s.get("tags") or {}).get("alpha_mode", (s.get("tags") or {}).get("ALPHA_MODE", "")))
+                == "1" and s.get("codec_name") in ALPHA_DECODERS,
             )
         elif kind == "audio" and audio is None and int(s.get("channels") or 0) > 0:
             audio = AudioStream(
@@ -181,13 +201,68 @@ def _ends_early(link: Path, info: MediaInfo) -> bool:
     return not any(line and not line.startswith(b"#") for line in out.splitlines())
 
 
-def read_media(link: Path) -> tuple[MediaInfo, dict]:
+DEFAULT_MAX_PIXELS = 120_000_000
+
+
+def _probe(link: Path, max_pixels: int, timeout_s: float = 60) -> dict:
+    """ffprobe JSON of a submission (and its first frame), refusing to decode pictures over ``max_pixels``.
+
+    The cap goes to the decoders, so a decompression bomb (a small file declaring a huge picture)
+    is refused from its header without allocating the picture; ``MediaRejected`` says how big it is.
+    """
+    argv = [ffmpeg.FFPROBE, "-v", "error", "-max_pixels", str(max_pixels), "-print_format", "json",
+            "-show_format", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
+            "-protocol_whitelist", ffmpeg.SUBMISSION_PROTOCOLS, "-format_whitelist", ",".join(ffmpeg.SUBMISSION_DEMUXERS),
+            f"file:{link}"]
+    try:
+        result = ffmpeg.run(argv, timeout_s=timeout_s, memory_bytes=2048 << 20)
+    except FfmpegError as exc:
+        _refuse_oversized(exc.stderr_tail, max_pixels, str(exc))
+        raise
+    _refuse_oversized(result.stderr_tail, max_pixels, result.stderr_tail)
+    try:
+        return json.loads(result.stdout or b"{}")
+    except json.JSONDecodeError as exc:
+        raise FfmpegError(argv, 0, result.stderr_tail, f"unreadable ffprobe output: {exc}") from None
+
+
+def _refuse_oversized(stderr: str, max_pixels: int, evidence: str) -> None:
+    for m in _OVER_PIXELS.finditer(stderr):
+        w, h = int(m.group(1)), int(m.group(2))
+        if w * h > max_pixels:
+            raise MediaRejected(over_pixel_limit(w, h, max_pixels), evidence)
+
+
+def over_pixel_limit(width: int, height: int, max_pixels: int) -> str:
+    """The quarantine reason for a picture larger than the cap."""
+    return (f"picture is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
+            f"{max_pixels / 1e6:g} megapixel limit")
+
+
+def detect_telecine(link: Path, demuxer: str, stream_index: int, timeout_s: float = 120) -> bool:
+    """True when interlaced-flagged video is really film with 3:2 pulldown (fields repeat in a cadence).
+
+    ffmpeg's ``idet`` counts frames whose top or bottom field repeats the previous frame's; the
+    first ``TELECINE_SAMPLE_SECONDS`` are enough to see the cadence.
+    """
+    argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-t", str(TELECINE_SAMPLE_SECONDS),
+            *ffmpeg.untrusted_input(link, demuxer), "-map", f"0:{stream_index}", "-vf", "idet", "-f", "null", "-"]
+    m = _REPEATED.search(ffmpeg.run(argv, timeout_s=timeout_s).stderr_tail)
+    if not m:
+        return False
+    neither, top, bottom = (int(g) for g in m.groups())
+    frames = neither + top + bottom
+    return frames >= 10 and Fraction(top + bottom, frames) >= TELECINE_REPEAT_SHARE
+
+
+def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaInfo, dict]:
     """Probe a submission through its safe link; raise MediaRejected when it is not media we accept.
 
-    Returns the MediaInfo and a JSON document that ``from_document`` turns back into it (for caching).
+    Pictures over ``max_pixels`` are refused before anything decodes them. Returns the MediaInfo
+    and a JSON document that ``from_document`` turns back into it (for caching).
     """
     try:
-        data = ffmpeg.probe_json(link, frames=1)
+        data = _probe(link, max_pixels)
     except FfmpegError as exc:
         tail = exc.stderr_tail.strip().splitlines()
         last = tail[-1] if tail else exc.reason
@@ -197,6 +272,8 @@ def read_media(link: Path) -> tuple[MediaInfo, dict]:
     info = parse(data)
     if info.video is None and info.audio is None:
         raise MediaRejected("no audio or video stream in the file", str(data.get("format", {})))
+    if info.video and info.video.width * info.video.height > max_pixels:
+        raise MediaRejected(over_pixel_limit(info.video.width, info.video.height, max_pixels))
     measured = None
     demuxer = info.demuxer.split(",")[0]
     if not info.is_image and (info.duration_s is None or info.duration_s <= 0):
@@ -210,7 +287,9 @@ def read_media(link: Path) -> tuple[MediaInfo, dict]:
         if not measured or complaints:
             raise MediaRejected(f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
                                 + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
-    document = {"ffprobe": data, "measured": str(measured) if measured else None}
+    telecined = bool(info.video and info.video.interlaced and not info.is_image
+                     and detect_telecine(link, demuxer, info.video.index))
+    document = {"ffprobe": data, "measured": str(measured) if measured else None, "telecined": telecined}
     return from_document(document), document
 
 
@@ -219,4 +298,6 @@ def from_document(document: dict) -> MediaInfo:
     info = parse(document["ffprobe"])
     if document.get("measured"):
         info = replace(info, duration_s=Fraction(document["measured"]))
+    if document.get("telecined") and info.video:
+        info = replace(info, video=replace(info.video, telecined=True))
     return info

@@ -69,16 +69,26 @@ def parse_short_term_max(stdout: bytes) -> float:
     return round(best, 2)
 
 
-def meter_filter() -> str:
-    """The audio filter chain of one metering pass (appended after any stream selection)."""
-    return ("aresample=48000,ebur128=peak=true:metadata=1,"
+def meter_filter(layout: str = "") -> str:
+    """The audio filter chain of one metering pass (appended after any stream selection).
+
+    ``layout`` pins the channel layout first. Some decoders (Speex) give frames no layout, only a
+    channel count; ffmpeg then re-initialises the chain mid-stream and ``aresample`` cannot map
+    "2 channels" to anything, so the meter fails. ``aformat`` to the count's default layout
+    (``2c`` is stereo) names the channels without changing a sample.
+    """
+    pin = f"aformat=channel_layouts={layout}," if layout else ""
+    return (f"{pin}aresample=48000,ebur128=peak=true:metadata=1,"
             "ametadata=mode=print:key=lavfi.r128.S:file=-")
 
 
-def measure(input_args: list[str], stream: str, timeout_s: float = 600) -> Loudness:
-    """Measure one audio stream (``stream`` as in ``-map``, e.g. ``0:2``) of an input given as ffmpeg args."""
+def measure(input_args: list[str], stream: str, timeout_s: float = 600, layout: str = "") -> Loudness:
+    """Measure one audio stream (``stream`` as in ``-map``, e.g. ``0:2``) of an input given as ffmpeg args.
+
+    ``layout``: see ``meter_filter``.
+    """
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", *input_args, "-map", stream,
-            "-af", meter_filter(), "-f", "null", "-"]
+            "-af", meter_filter(layout), "-f", "null", "-"]
     result = ffmpeg.run(argv, timeout_s=timeout_s)
     summary = parse_summary(result.stderr_tail)
     return Loudness(summary.integrated_lufs, summary.lra_lu, summary.true_peak_dbtp,
@@ -100,7 +110,10 @@ def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | Non
         cached = cache.read_json("loudness", key)
         if cached is not None and "max_short_term_lufs" in cached:
             return Loudness.from_json(cached)
-    value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{media.audio.index}", timeout_s)
+    a = media.audio
+    unnamed = a.layout in ("", "unknown") or a.layout.endswith("channels")
+    value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{a.index}", timeout_s,
+                    layout=f"{a.channels}c" if unnamed else "")
     if cache is not None:
         cache.write_json("loudness", key, value.to_json())
     return value
