@@ -13,6 +13,11 @@ HOUSE_VERSION = 1
 RATE = Fraction(30000, 1001)
 BACKGROUND = "0x101418"  # the house background: near-black blue-grey, used under alpha and in cards
 
+#: Programme loudness delivered (ATSC A/85): integrated -24 LKFS +/-1 LU, true peak at most -2 dBTP.
+TARGET_LUFS = -24.0
+TOLERANCE_LU = 1.0
+TRUE_PEAK_DBTP = -2.0
+
 
 @dataclass(frozen=True, slots=True)
 class HouseFormat:

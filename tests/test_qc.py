@@ -1,0 +1,133 @@
+"""QC of a rendered episode (qc.json), on an 11 s preview made of real media without Prefect.
+
+The programme, in order: a clip flashing black/white five times a second (no sound track); a 2 s
+act break; a black, silent upload cut as two segments of 1.5 s each (so two pieces, neither long
+enough to report alone); a title card; a clip whose left half is super-white (luma 250).
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from conftest import corpus, lavfi, source_of
+
+RATE = Fraction(30000, 1001)
+LAYOUT = [("flash", 0, 60), ("break", 60, 120), ("still1", 120, 165), ("still2", 165, 210), ("card", 210, 300),
+          ("hot", 300, 330)]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, cache_dir):
+    from render import compose
+    from render.cache import Cache
+    from render.house import profile
+    from render.timeline import Segment, Shot, Timeline
+
+    folder = tmp_path_factory.mktemp("qc")
+    cache = Cache(cache_dir)
+    tv = ["-c:v", "libx264", "-preset", "ultrafast", "-color_range", "tv", "-colorspace", "bt709"]
+    flash = source_of(lavfi(folder / "flash.mp4", "color=c=gray:s=320x180:r=30:d=2",
+                            "-vf", r"format=yuv420p,geq=lum='if(lt(mod(N\,6)\,3)\,235\,16)':cb=128:cr=128", *tv),
+                      cache, "video")
+    hot = source_of(lavfi(folder / "hot.mp4", "color=c=gray:s=320x180:r=30:d=2",
+                          "-vf", r"format=yuv420p,geq=lum='if(lt(X\,160)\,250\,128)':cb=128:cr=128", *tv),
+                    cache, "video")
+    dark = source_of(corpus("silent_black_h264_aac_320x240_10s.mp4"), cache, "video")
+    shots = {"flash": Shot("video", 60, flash.record.record_id), "break": Shot("black", 60),
+             "still1": Shot("video", 45, dark.record.record_id),
+             "still2": Shot("video", 45, dark.record.record_id, source_in_s=Fraction(2)),
+             "card": Shot("card", 90, text="A card"), "hot": Shot("video", 30, hot.record.record_id)}
+    types = {"break": "act_break", "card": "card"}
+    timeline = Timeline("QC", RATE, tuple(Segment(sid, types.get(sid, "feature"), a, b - a, (shots[sid],))
+                                          for sid, a, b in LAYOUT))
+    sources = {s.record.record_id: s for s in (flash, hot, dark)}
+    house = profile("preview")
+    episode = compose.render_timeline(timeline, sources, house, "blur", cache, folder / "out" / "episode.mp4")
+    rendered = [compose.render_piece(p, sources, house, "blur", cache) for p in compose.pieces(timeline)]
+    side = json.loads((episode.parent / ".episode.mp4.key").read_text())
+    return timeline, rendered, episode, side, sources, house
+
+
+@pytest.fixture(scope="module")
+def report(made):
+    from render import qc
+
+    timeline, rendered, episode, side, sources, house = made
+    doc = qc.run(timeline, rendered, episode, side["loudness"], house, side["key"], episode.with_name("qc.json"),
+                 sources)
+    assert json.loads(episode.with_name("qc.json").read_text()) == doc
+    return doc
+
+
+def spans(ranges: list[dict]) -> list[tuple[int, int, list[str]]]:
+    return [(r["start"], r["end"], r["segments"]) for r in ranges]
+
+
+def test_black_frozen_and_silent_media_is_one_range_across_pieces_and_the_act_break_is_not_listed(report):
+    for name in ("black", "freeze", "silence"):
+        check = report["checks"][name]
+        assert check["passed"] is False
+        # each half alone is 1.5 s, under the 2 s limit: only the merge across the piece boundary finds it
+        assert spans(check["ranges"]) == [(120, 210, ["still1", "still2"])], name
+        assert not any(r["start"] < 120 and r["end"] > 60 for r in check["ranges"] + check["expected"]), name
+
+
+def test_what_the_timeline_made_dark_still_or_silent_is_expected_not_failed(report):
+    checks = report["checks"]
+    assert spans(checks["black"]["expected"]) == [(210, 300, ["card"])]
+    assert spans(checks["freeze"]["expected"]) == [(210, 300, ["card"])]
+    # the flashing clip and the super-white clip have no sound track; the card is silent by design
+    assert spans(checks["silence"]["expected"]) == [(0, 60, ["flash"]), (210, 330, ["card", "hot"])]
+
+
+def test_luma_out_of_range_is_reported_where_it_is(report):
+    luma = report["checks"]["luma"]
+    assert luma["passed"] is False
+    assert spans(luma["ranges"]) == [(300, 330, ["hot"])]
+    assert luma["frames_out_of_range"] == 30 and luma["ymax"] >= 245
+
+
+def test_flashing_is_flagged_within_the_flashing_clip(report):
+    flash = report["checks"]["flash"]
+    assert flash["passed"] is False and flash["ranges"]
+    assert all(0 <= r["start"] < r["end"] <= 60 and r["segments"] == ["flash"] for r in flash["ranges"])
+    assert max(r["flashes_per_s"] for r in flash["ranges"]) >= 4
+
+
+def test_duration_is_exact_and_a_silent_programme_fails_loudness(report):
+    checks = report["checks"]
+    assert checks["duration"]["passed"] and checks["duration"]["frames"] == 330
+    assert checks["duration"]["timecode"] == "00:00:11.011"
+    assert checks["loudness"]["passed"] is False and checks["loudness"]["integrated_lufs"] <= -70
+    assert report["passed"] is False
+    from render import qc
+
+    summary = qc.summary(report)
+    assert summary["passed"] is False and set(summary["checks"]) == set(qc.CHECKS)
+    assert summary["checks"]["black"]["summary"] == "1 range: 00:00:04.004-00:00:07.007 (still1/still2)"
+
+
+def test_the_same_episode_reuses_qc_json_and_a_new_join_reuses_the_piece_measures(made, report, monkeypatch):
+    from render import ffmpeg, qc
+
+    timeline, rendered, episode, side, sources, house = made
+
+    def no_media_work(*args, **kwargs):
+        raise AssertionError("QC decoded media for an episode it had already checked")
+
+    monkeypatch.setattr(ffmpeg, "run", no_media_work)
+    again = qc.run(timeline, rendered, episode, side["loudness"], house, side["key"], episode.with_name("qc.json"),
+                   sources)
+    assert again == report
+    monkeypatch.undo()
+    # another join of the same pieces: only the programme-level parts run (a probe), the pieces' measures are reused
+    calls: list[list[str]] = []
+    real_run = ffmpeg.run
+    monkeypatch.setattr(ffmpeg, "run", lambda argv, **kw: calls.append(argv) or real_run(argv, **kw))
+    redo = qc.run(timeline, rendered, episode, side["loudness"], house, "another join", episode.with_name("qc.json"),
+                  sources)
+    assert [Path(argv[0]).name for argv in calls] == ["ffprobe"]
+    assert redo["checks"] == report["checks"]
