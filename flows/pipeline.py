@@ -20,10 +20,12 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from render import __version__, compose, normalize
+from render import __version__, compose, master, normalize, qc
 from render import credits as credits_mod
 from render import ledger as ledger_mod
+from render.analysis import audio as audio_mod
 from render.analysis import loudness
+from render.analysis import pictures as pictures_mod
 from render.cache import Cache, write_text_atomic
 from render.callout import CallOut, Record, load_callout
 from render.errors import FfmpegError
@@ -35,7 +37,7 @@ from render.spec import check_against, load_spec
 from render.timebase import timecode, to_seconds
 from render.timeline import Timeline
 
-from . import progress
+from . import progress, runners, storage
 
 WORKERS = max(1, os.cpu_count() or 1)
 
@@ -67,7 +69,7 @@ def _chunks(items: list, per_worker: int = 4) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-@task(name="intake-records", cache_policy=NO_CACHE)
+@task(name="intake-records", cache_policy=NO_CACHE, **runners.RETRY)
 def intake_records_task(callout: CallOut, records: list[Record], cache_root: str) -> list[Source | Quarantined]:
     cache, results = Cache(Path(cache_root)), []
     for record in records:
@@ -82,82 +84,142 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
     futures = intake_records_task.map(unmapped(callout), _chunks(list(callout.records)), unmapped(cache_root))
-    results = [r for f in futures for r in f.result()]
+    results = [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
+               for r in rs]
     progress.finish("intake")
     sources = {r.record.record_id: r for r in results if isinstance(r, Source)}
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
 
 
-@task(name="loudness", cache_policy=NO_CACHE)
-def loudness_task(sources: list[Source], cache_root: str) -> list[loudness.Loudness | Quarantined]:
-    return [_loudness(source, cache_root) for source in sources]
+@dataclass(frozen=True, slots=True)
+class RecordAnalysis:
+    """What analysis found in one record, or why the record cannot be used after all."""
+
+    record_id: str
+    loudness: loudness.Loudness | None = None
+    audio: audio_mod.AudioAnalysis | None = None
+    pictures: pictures_mod.PictureAnalysis | None = None
+    quarantined: Quarantined | None = None
+    warnings: tuple[str, ...] = ()
 
 
-def _loudness(source: Source, cache_root: str) -> loudness.Loudness | Quarantined:
-    """Loudness of a record's sound, cached by content; sound that cannot be decoded quarantines
-    the record (it could not be rendered either)."""
-    try:
-        return loudness.measure_source(source, Cache(Path(cache_root)),
-                                       timeout_s=120 + 2 * float(source.media.duration_s or 1))
-    except FfmpegError as exc:
-        return Quarantined(source.record, f"sound could not be decoded ({exc.reason})", str(exc))
-    finally:
-        progress.update("analyze", source.record.record_id, 1)
+@task(name="analyze-records", cache_policy=NO_CACHE, **runners.RETRY)
+def analyze_records_task(sources: list[Source], cache_root: str, full: bool = True) -> list[RecordAnalysis]:
+    # numba (under librosa) compiles on first use; caching that beside our own cache makes it once per machine
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache_root) / "numba"))
+    return [analyze_record(source, Cache(Path(cache_root)), full) for source in sources]
+
+
+def analyze_record(source: Source, cache: Cache, full: bool = True) -> RecordAnalysis:
+    """Sound and picture analysis of one record, cached by content (``full=False``: loudness only,
+    all intake needs to level a clip). Media that cannot be decoded quarantines the record (it could
+    not be rendered either); an analysis that fails on decodable media leaves the record usable
+    without it, with a warning."""
+    rid, found, warnings = source.record.record_id, {}, []
+    seconds = float(source.media.duration_s or 1) if source.media else 1.0
+    steps = (("audio", audio_mod.analyze_audio), ("pictures", pictures_mod.analyze_pictures)) if full else \
+        (("loudness", loudness.measure_source),)
+    for name, analyze in steps:
+        try:
+            found[name] = analyze(source, cache, timeout_s=180 + 8 * seconds)
+        except FfmpegError as exc:
+            what = "pictures" if name == "pictures" else "sound"
+            progress.update("analyze", rid, 1)
+            return RecordAnalysis(rid, quarantined=Quarantined(source.record, f"{what} could not be decoded "
+                                                                               f"({exc.reason})", str(exc)))
+        except (ValueError, RuntimeError, MemoryError) as exc:
+            warnings.append(f"{rid}: {name} analysis failed ({type(exc).__name__}: {exc}); used without it")
+    progress.update("analyze", rid, 1)
+    audio = found.get("audio")
+    return RecordAnalysis(rid, audio.loudness if audio else found.get("loudness"), audio, found.get("pictures"),
+                          warnings=tuple(warnings))
 
 
 @flow(name="analyze", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
-def analyze_flow(report: IntakeReport, cache_root: str) -> tuple[Analysis, IntakeReport]:
-    """Measure what the planner needs: duration (from intake) and loudness of every sound.
+def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tuple[Analysis, IntakeReport]:
+    """Analyse every record with sound or moving pictures: loudness, silence, speech/music, beats;
+    shots, black, frozen, flashing (see ``render.analysis``); ``full=False`` measures loudness only.
 
-    Returns the analysis and the intake report less any record whose analysis failed.
+    Returns the analysis and the intake report less any record whose media failed to decode.
     """
-    audible = [s for s in report.sources.values() if s.media and s.media.audio]
-    progress.start("analyze", len(audible), "analyze")
-    futures = loudness_task.map(_chunks(audible), unmapped(cache_root))
-    measured_or_not = [r for f in futures for r in f.result()]
-    results = {s.record.record_id: r for s, r in zip(audible, measured_or_not)}
+    todo = [s for s in report.sources.values()
+            if s.media and (s.media.audio or (full and s.media.video and not s.media.is_image))]
+    progress.start("analyze", len(todo), "analyze")
+    futures = analyze_records_task.map(_chunks(todo), unmapped(cache_root), unmapped(full))
+    results = [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs]) for r in rs]
     progress.finish("analyze")
-    failed = tuple(r for r in results.values() if isinstance(r, Quarantined))
+    failed = tuple(r.quarantined for r in results if r.quarantined is not None)
     if failed:
         bad = {q.record.record_id for q in failed}
         report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
                               report.quarantined + failed)
-    measured = {k: v for k, v in results.items() if isinstance(v, loudness.Loudness)}
-    return Analysis(loudness=measured), report
+    ok = [r for r in results if r.quarantined is None]
+    analysis = Analysis(loudness={r.record_id: r.loudness for r in ok if r.loudness is not None},
+                        audio={r.record_id: r.audio for r in ok if r.audio is not None},
+                        pictures={r.record_id: r.pictures for r in ok if r.pictures is not None},
+                        warnings=tuple(w for r in ok for w in r.warnings))
+    return analysis, report
 
 
-@task(name="render-piece", cache_policy=NO_CACHE)
+@task(name="render-piece", cache_policy=NO_CACHE, **runners.RETRY)
 def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
                       cache_root: str) -> compose.RenderedPiece:
     key = f"{piece.segment_id}/{piece.index}"
-    result = compose.render_piece(piece, sources, house_profile(profile), fit_mode, Cache(Path(cache_root)),
+    house = house_profile(profile)
+    result = compose.render_piece(piece, sources, house, fit_mode, Cache(Path(cache_root)),
                                   progress=progress.callback("render", key, piece.frames))
+    # the piece's loudness blocks, cached with it: the join levels the programme from them
+    master.piece_meter(result.audio, float(to_seconds(result.frames, house.rate)))
     progress.update("render", key, piece.frames)
     return result
 
 
+@task(name="qc-piece", cache_policy=NO_CACHE, **runners.RETRY)
+def qc_piece_task(piece: compose.RenderedPiece, profile: str) -> None:
+    """A rendered piece's QC measures, cached with it (free when the piece did not change)."""
+    qc.piece_qc(piece.video, piece.audio, piece.frames, house_profile(profile))
+
+
 @flow(name="compose", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
-                 out_file: str) -> tuple[list[compose.RenderedPiece], bool]:
-    """Render every piece in parallel (cached ones are free), then join by stream copy.
+                 out_file: str) -> tuple[list[compose.RenderedPiece], compose.Joined, dict]:
+    """Render every piece in parallel (cached ones are free), join by stream copy with the sound
+    levelled and chapters at act breaks, then QC the episode into qc.json beside it.
 
-    Returns the pieces and whether the episode file was (re)written.
+    Returns the pieces, what the join did (and the final loudness) and the QC report.
     """
     house = house_profile(profile)
     parts = compose.pieces(timeline)
     progress.start("render", timeline.frames, "render")
     futures = render_piece_task.map(parts, unmapped(sources), unmapped(profile), unmapped(fit_mode),
                                     unmapped(cache_root))
-    rendered = [f.result() for f in futures]
+    rendered = runners.gather(futures, "render", lambda i, p: [(f"{parts[i].segment_id}/{parts[i].index}", p.frames)])
     progress.finish("render")
+    # pieces are measured for QC while the join encodes (the AAC encoder keeps one core busy)
+    measuring = qc_piece_task.map(rendered, unmapped(profile))
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
-    joined = compose.join(rendered, house, Path(out_file), title=timeline.title,
+    # the master's final file is re-measured by an independent meter; a preview keeps the level
+    # pass's own reading, so an edit does not pay a second decode of the whole programme
+    joined = compose.join(rendered, house, Path(out_file), title=timeline.title, chapters=master.chapters(timeline),
+                          level=True, verify=profile == "master",
                           progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
     progress.finish("join")
-    return rendered, joined
+    for future in measuring:
+        future.result()
+    report = qc_task(timeline, rendered, out_file, joined, profile, sources)
+    return rendered, joined, report
 
 
-@task(name="write-clip", cache_policy=NO_CACHE)
+@task(name="qc", cache_policy=NO_CACHE)
+def qc_task(timeline: Timeline, rendered: list[compose.RenderedPiece], out_file: str, joined: compose.Joined,
+            profile: str, sources: dict[str, Source]) -> dict:
+    """QC of the final episode into qc.json beside it (reused as is when the episode did not change)."""
+    episode = Path(out_file)
+    return qc.run(timeline, rendered, episode, joined.loudness, house_profile(profile), joined.key,
+                  episode.with_name("qc.json"), sources)
+
+
+@task(name="write-clip", cache_policy=NO_CACHE, **runners.RETRY)
 def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | None, profile: str, fit_mode: str,
                     cache_root: str, clips_dir: str) -> str | Quarantined:
     """One accepted record, conformed to the house format, as ``<clips_dir>/<record_id>.mp4``."""
@@ -181,8 +243,9 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
                 clips_dir: str | None = None, fit_mode: str = "blur") -> tuple[IntakeReport, dict[str, str]]:
     """Intake alone: accept or quarantine every record; optionally write each accepted one conformed."""
     root = str(Cache(Path(cache_root) if cache_root else None).root)
-    report = intake_flow(callout_dir, root)
-    analysis, report = analyze_flow(report, root)
+    report = runners.using(intake_flow)(callout_dir, root)
+    # intake levels clips; no edit decisions here
+    analysis, report = runners.using(analyze_flow)(report, root, full=False)
     clips: dict[str, str] = {}
     if clips_dir:
         Path(clips_dir).mkdir(parents=True, exist_ok=True)
@@ -191,7 +254,7 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
         futures = write_clip_task.map(sources, unmapped(report.callout),
                                       [analysis.loudness.get(s.record.record_id) for s in sources],
                                       unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
-        results = [f.result() for f in futures]
+        results = runners.gather(futures, "clips", lambda i, _: [(sources[i].record.record_id, 1)])
         progress.finish("clips")
         failed = tuple(r for r in results if isinstance(r, Quarantined))
         clips = {s.record.record_id: r for s, r in zip(sources, results) if isinstance(r, str)}
@@ -200,6 +263,33 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
             report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
                                   report.quarantined + failed)
     return report, clips
+
+
+@flow(name="analyze-callout", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tuple[IntakeReport, Analysis]:
+    """Intake and full analysis of a call-out, for ``remixtv analyze``."""
+    root = str(Cache(Path(cache_root) if cache_root else None).root)
+    report = runners.using(intake_flow)(callout_dir, root)
+    analysis, report = runners.using(analyze_flow)(report, root)
+    return report, analysis
+
+
+def analysis_report(report: IntakeReport, analysis: Analysis) -> dict:
+    """analysis.json: every accepted record's analysis, and what intake quarantined."""
+    records = []
+    for src in sorted(report.sources.values(), key=lambda s: s.record.line):
+        rid = src.record.record_id
+        loud, audio, pictures = analysis.of(rid)
+        records.append({
+            "record": rid, "kind": src.record.kind, "as": src.visual, "title": src.record.title,
+            "duration_s": float(src.duration_s) if src.duration_s else None,
+            "loudness": loud.to_json() if loud else None,
+            "audio": audio.to_json() if audio else None,
+            "pictures": pictures.to_json() if pictures else None,
+        })
+    return {"schema": "remixtv.analysis/1", "engine": __version__, "callout": report.callout.id,
+            "records": records, "warnings": list(analysis.warnings),
+            "quarantined": [{"record": q.record.record_id, "reason": q.reason} for q in report.quarantined]}
 
 
 def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
@@ -211,16 +301,23 @@ def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
 
 
 @flow(name="build-episode", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
-def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None) -> dict:
-    """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``."""
+def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
+               variables: dict[str, str] | None = None) -> dict:
+    """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.
+
+    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
+    """
     started = time.monotonic()
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, variables)
     house = house_profile(profile)
     cache = Cache(Path(cache_root) if cache_root else None)
     root = str(cache.root)
-    report = intake_flow(str(spec.callout), root)
+    callout_dir = str(spec.callout)
+    if storage.is_uri(callout_dir):  # staged into the cache; intake reads the local copy as usual
+        callout_dir = str(storage.stage_task(callout_dir, root))
+    report = runners.using(intake_flow)(callout_dir, root)
     check_against(spec, report.callout)
-    analysis, report = analyze_flow(report, root)
+    analysis, report = runners.using(analyze_flow)(report, root)
     timeline = plan(spec, report.callout, report.sources, analysis)
     credits = credits_mod.compute(timeline, report.callout)
     seg = next((s for s in spec.segments if s.type == "credits"), None)
@@ -228,10 +325,14 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         frames = next(s.frames for s in timeline.segments if s.id == seg.id)
         roll = credits_mod.roll(credits, to_seconds(frames, house.rate), seg.min_name_seconds)
         timeline = with_roll(timeline, roll)
-    folder = Path(out_dir) / Path(spec_path).stem / profile
+    publish_to = storage.join_uri(out_dir, Path(spec_path).stem, profile) if storage.is_uri(out_dir) else None
+    # an s3:// output is rendered into the cache first, then published (build.json last)
+    folder = storage.outbox(root, publish_to) if publish_to else Path(out_dir) / Path(spec_path).stem / profile
     folder.mkdir(parents=True, exist_ok=True)
     episode = folder / "episode.mp4"
-    rendered, joined = compose_flow(timeline, report.sources, profile, spec.fit, root, str(episode))
+    with runners.output_lock(episode, root):  # one build per output; clears what a killed one left
+        rendered, joined, qc_report = runners.using(compose_flow)(timeline, report.sources, profile, spec.fit, root,
+                                                                  str(episode))
     credits_mod.write(credits, folder)
     ledger = None
     if spec.pool_cents is not None:
@@ -239,15 +340,18 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         ledger_mod.write(ledger, folder)
     write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
-                         ledger.warnings if ledger else ())
+                         ledger.warnings if ledger else (), qc_report)
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
+    if publish_to:
+        storage.publish_task(str(folder), publish_to)
     return build
 
 
 def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
-                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: bool,
-                 seconds: float, ledger_warnings: tuple[str, ...] = ()) -> dict:
-    """build.json: each segment's exact frames and records, and every warning."""
+                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: compose.Joined,
+                 seconds: float, ledger_warnings: tuple[str, ...] = (), qc_report: dict | None = None) -> dict:
+    """build.json: each segment's exact frames and records, act breaks and chapters, the final file's
+    loudness, the QC verdicts (details in qc.json), and every warning."""
     tl = timeline.to_json()
     warnings = list(report.callout.warnings) + list(timeline.warnings)
     warnings += list(dict.fromkeys(list(credits.warnings) + list(ledger_warnings)))  # both report the same cycles
@@ -260,7 +364,12 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
         "segments": tl["segments"], "records_used": list(timeline.records_used()),
         "credited": len(credits.people),
         "pieces": {"total": len(rendered), "rendered": sum(not p.cached for p in rendered),
-                   "cached": sum(p.cached for p in rendered)},
-        "episode_rewritten": joined,
+                   "cached": sum(p.cached for p in rendered),
+                   "rendered_segments": list(dict.fromkeys(p.segment_id for p in rendered if not p.cached))},
+        "episode_rewritten": joined.rewritten,
+        "act_breaks": master.act_breaks(timeline),
+        "chapters": [c.to_json(timeline.rate) for c in master.chapters(timeline)],
+        "loudness": joined.loudness,
+        "qc": qc.summary(qc_report) if qc_report else None,
         "build_seconds": round(seconds, 1), "warnings": warnings,
     }

@@ -39,7 +39,6 @@ from .errors import UserError
 from .timeline import Timeline
 
 SCHEMA = "remixtv.ledger/1"
-SOUND_KINDS = ("video", "audio")  # shot kinds that play the record's sound
 CSV_COLUMNS = ("username", "credit_name", "country", "cents", "exact_cents", "records", "paid_for",
                "screen_seconds", "sound_seconds")
 
@@ -139,15 +138,10 @@ def largest_remainder(exact: dict[str, Fraction], total: int) -> dict[str, int]:
 
 
 def _time_in_cut(timeline: Timeline) -> dict[str, tuple[Fraction, Fraction]]:
-    """record -> (screen seconds, sound seconds), from the shots of the cut."""
-    out: dict[str, tuple[Fraction, Fraction]] = {}
-    for seg in timeline.segments:
-        for shot in seg.shots:
-            if shot.record_id:
-                screen, sound = out.get(shot.record_id, (Fraction(0), Fraction(0)))
-                s = Fraction(shot.frames) / timeline.rate
-                out[shot.record_id] = (screen + s, sound + (s if shot.kind in SOUND_KINDS else 0))
-    return out
+    """record -> (screen seconds, sound seconds), from the cut (a bed's record earns sound time)."""
+    screen, sound = timeline.record_frames(), timeline.sound_frames()
+    return {r: (Fraction(screen.get(r, 0)) / timeline.rate, Fraction(sound.get(r, 0)) / timeline.rate)
+            for r in dict.fromkeys([*screen, *sound])}
 
 
 def compute(timeline: Timeline, callout: CallOut, pool_cents: int,

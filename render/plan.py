@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from .analysis import edit
+from .analysis.audio import AudioAnalysis
 from .analysis.loudness import Loudness
+from .analysis.pictures import PictureAnalysis
 from .callout import CallOut
 from .errors import SpecError, SpecProblem
 from .house import RATE
 from .intake import Source
 from .spec import EpisodeSpec, SegmentSpec, Select
 from .timebase import timecode, to_frames, to_seconds
-from .timeline import Segment, Shot, Timeline
+from .timeline import Bed, Segment, Shot, Timeline
 
 TARGET_LUFS = -24.0  # records are pre-levelled towards the programme target (ATSC A/85)
 MAX_GAIN_DB = 18.0
@@ -38,9 +41,15 @@ FILL_CAP_SECONDS = {"audio": Fraction(12), "text": Fraction(8)}
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What the planner knows about each record beyond its probe."""
+    """What the planner knows about each record beyond its probe (keyed by record id)."""
 
     loudness: Mapping[str, Loudness]
+    audio: Mapping[str, AudioAnalysis] = field(default_factory=dict)
+    pictures: Mapping[str, PictureAnalysis] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # analyses that failed (their records are used without them)
+
+    def of(self, record_id: str) -> tuple[Loudness | None, AudioAnalysis | None, PictureAnalysis | None]:
+        return self.loudness.get(record_id), self.audio.get(record_id), self.pictures.get(record_id)
 
 
 def byline(callout: CallOut, record_id: str) -> str:
@@ -64,9 +73,15 @@ def reading_seconds(text: str) -> Fraction:
     return max(Fraction(5), min(Fraction(20), Fraction(words, 5) * 2 + 2))
 
 
-def quality(src: Source, loud: Loudness | None) -> float:
-    """A rough usefulness score for ordering selections (moving pictures with sound first)."""
+def quality(src: Source, loud: Loudness | None, audio: AudioAnalysis | None = None,
+            pictures: PictureAnalysis | None = None) -> float:
+    """A usefulness score for ordering selections: moving pictures with sound first, then the
+    analysed picture quality (sharp, well exposed, steady) and clean sound (no clipping)."""
     score = {"video": 4.0, "image": 2.0, "audio": 2.0, "text": 1.0}[src.visual]
+    if pictures is not None and pictures.shots:
+        score += sum(s.quality * (s.end - s.start) for s in pictures.shots) / max(1, pictures.frames)
+    if audio is not None and audio.clipped:
+        score -= 0.5
     if src.media and src.media.video:
         score += min(1.0, src.media.video.width * src.media.video.height / (1280 * 720))
     if src.media and src.media.audio and loud is not None and not loud.silent:
@@ -75,9 +90,15 @@ def quality(src: Source, loud: Loudness | None) -> float:
 
 
 def source_shot(src: Source, callout: CallOut, loud: Loudness | None, max_frames: int | None = None,
-                start: Fraction = Fraction(0), exact: bool = False, rate: Fraction = RATE) -> Shot | None:
-    """The longest shot a source gives, up to ``max_frames``, starting ``start`` seconds in.
+                start: Fraction | None = None, exact: bool = False, rate: Fraction = RATE, *,
+                audio: AudioAnalysis | None = None, pictures: PictureAnalysis | None = None,
+                avoid_flashes: bool = False, after: int = 0) -> Shot | None:
+    """The best shot a source gives, up to ``max_frames``.
 
+    With ``start`` (seconds) the shot starts there, as the editor said. Otherwise dead heads and
+    tails (black, frozen, and for sound records dead air) are trimmed and, when the pictures were
+    analysed, the best excerpt is chosen on shot boundaries (``edit.best_excerpt``), starting at or
+    after frame ``after``. ``avoid_flashes`` refuses (None) a source with no flash-free excerpt.
     Stills and texts have a natural length (5 s; reading time); ``exact`` makes them last
     ``max_frames`` instead. None when the source has too little to show.
     """
@@ -88,20 +109,58 @@ def source_shot(src: Source, callout: CallOut, loud: Loudness | None, max_frames
         if src.visual == "text":
             return Shot("text", n, rid, text=src.text, byline=byline(callout, rid))
         return Shot("image", n, rid)
-    available = int((src.duration_s - start) * rate)  # whole frames the source really has
+    total = int(src.duration_s * rate)  # whole frames the source really has
+    if pictures is not None:
+        total = min(total, pictures.frames)  # past the last decoded picture there is nothing to see
+    if start is not None:
+        first, end = min(to_frames(start, rate), total), total
+    else:
+        first, end = edit.usable_range(total, audio, pictures) if total > 0 else (0, 0)
+        if after and end - after >= MIN_SHOT_FRAMES:
+            first = max(first, after)  # a second shot of the same record shows what the first did not
+    available = end - first
     if available < 1:
         return None
-    if available < MIN_SHOT_FRAMES:
-        # a blink of a clip (a spoken digit, a 1-frame GIF) is still somebody's work: hold it to half
-        # a second; the render holds its last frame and pads its sound with silence
-        available = MIN_SHOT_FRAMES
+    # a blink of a clip (a spoken digit, a 1-frame GIF) is still somebody's work: hold it to half
+    # a second; the render holds its last frame and pads its sound with silence
+    available = max(available, MIN_SHOT_FRAMES)
     n = available if max_frames is None else min(available, max_frames)
-    if start == 0 and available > n:  # skip the fumbled first moments of a longer take
-        start = to_seconds(min((available - n) // 4, to_frames(Fraction(2), rate)), rate)
+    if start is None:
+        chosen = edit.best_excerpt(pictures, n, (first, end)) if pictures is not None and end - first >= n else None
+        if chosen is not None:
+            first = chosen
+        elif avoid_flashes and not edit.flash_free(pictures, first, first + n):
+            return None
+        elif available > n:  # no shot list: skip the fumbled first moments of a longer take
+            first += min((available - n) // 4, to_frames(Fraction(2), rate))
+    elif avoid_flashes and not edit.flash_free(pictures, first, first + n):
+        return None
     kind = "video" if src.visual == "video" else "audio"
-    return Shot(kind, n, rid, source_in_s=start, gain_db=gain_db(loud),
+    return Shot(kind, n, rid, source_in_s=to_seconds(first, rate), gain_db=gain_db(loud),
                 text=src.record.title if kind == "audio" else "",
                 byline=byline(callout, rid) if kind == "audio" else "")
+
+
+def flash_note(pictures: PictureAnalysis | None, rate: Fraction = RATE) -> str:
+    """Where a record flashes, for warnings: '00:00:03:12-00:00:05:00 (luminance, 6 flashes/s)'."""
+    if pictures is None or not pictures.flashes:
+        return ""
+    return ", ".join(f"{timecode(f.start, rate)}-{timecode(f.end, rate)} ({f.kind}, {f.flashes_per_s:g} flashes/s)"
+                     for f in pictures.flashes[:3])
+
+
+def beat_grid(beats: list[int], length: int, target: int, min_gap: int = MIN_SHOT_FRAMES) -> list[int]:
+    """Cut frames in ``(0, length)``, each on a beat, spaced as near ``target`` frames as the beats allow."""
+    beats = sorted(b for b in beats if min_gap <= b <= length - min_gap)
+    cuts: list[int] = []
+    prev = 0
+    while length - prev >= target * 3 // 2:  # less than that left is the last shot
+        options = [b for b in beats if b - prev >= min_gap]
+        if not options:
+            break
+        prev = min(options, key=lambda b: (abs(b - prev - target), b))
+        cuts.append(prev)
+    return cuts
 
 
 class _Planner:
@@ -109,8 +168,10 @@ class _Planner:
         self.spec, self.callout, self.sources, self.analysis = spec, callout, sources, analysis
         self.rate = RATE
         self.problems: list[SpecProblem] = []
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(analysis.warnings)
         self.used: set[str] = {s.record for s in spec.segments if s.type == "feature"}
+        self.used |= {s.music for s in spec.segments if s.music} | {s.bed for s in spec.segments if s.bed}
+        self.beds: dict[str, Bed] = {}
 
     def problem(self, seg: SegmentSpec, field: str, message: str) -> None:
         index = self.spec.segments.index(seg)
@@ -119,10 +180,64 @@ class _Planner:
     def frames(self, seconds: Fraction) -> int:
         return to_frames(seconds, self.rate)
 
-    def shot(self, src: Source, max_frames: int | None = None, start: Fraction = Fraction(0),
-             exact: bool = False) -> Shot | None:
-        return source_shot(src, self.callout, self.analysis.loudness.get(src.record.record_id), max_frames, start,
-                           exact)
+    def shot(self, src: Source, max_frames: int | None = None, start: Fraction | None = None,
+             exact: bool = False, *, seg: SegmentSpec | None = None, after: int = 0) -> Shot | None:
+        """``source_shot`` with this record's analysis; flash-risk excerpts refused unless ``seg`` allows them."""
+        loud, audio, pictures = self.analysis.of(src.record.record_id)
+        avoid = seg is not None and not self.spec.flashes_allowed(seg)
+        return source_shot(src, self.callout, loud, max_frames, start, exact, self.rate, audio=audio,
+                           pictures=pictures, avoid_flashes=avoid, after=after)
+
+    def labelled(self, shot: Shot, seg: SegmentSpec) -> Shot:
+        """The shot with its lower third (title over credit names) when the segment wants one."""
+        n = min(self.frames(seg.lower_third_seconds), shot.frames)
+        if shot.kind not in ("video", "image") or n < self.frames(Fraction(1)):
+            return shot  # under a second nobody can read it; sound and text records carry their own titles
+        rec = self.callout.record(shot.record_id)
+        return replace(shot, text=rec.title if rec else "", byline=byline(self.callout, shot.record_id),
+                       label_frames=n)
+
+    def bed_under(self, seg: SegmentSpec, shots: tuple[Shot, ...]) -> Bed | None:
+        """A music bed under the segment's own sound, ducked where that sound is speech."""
+        music = self.sources.get(seg.bed)
+        if music is None or music.media is None or music.media.audio is None:
+            why = "has no sound" if music is not None else "cannot be used (see intake.json for the reason)"
+            self.problem(seg, "bed", f"record {seg.bed} {why}")
+            return None
+        loud, audio, _ = self.analysis.of(seg.bed)
+        head, tail = edit.usable_range(int(music.duration_s * self.rate), audio, None, trim_silence=True)
+        length = sum(s.frames for s in shots)
+        if tail - head < length:
+            self.warnings.append(f"segment {seg.id}: bed {seg.bed} runs {timecode(tail - head, self.rate)}, "
+                                 f"the segment {timecode(length, self.rate)}; the rest is without it")
+        speech: list[tuple[int, int]] = []
+        at = 0
+        for shot in shots:
+            heard = self.analysis.audio.get(shot.record_id) if shot.kind in ("video", "audio") else None
+            first = to_frames(shot.source_in_s, self.rate)
+            for span in heard.speech if heard else ():
+                a, b = span.frames(self.rate)
+                a, b = max(a, first), min(b, first + shot.frames)
+                if a < b:
+                    speech.append((at + a - first, at + b - first))
+            at += shot.frames
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(speech):
+            if merged and a <= merged[-1][1] + self.frames(Fraction(1, 2)):  # don't pump between words
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return Bed(seg.bed, to_seconds(head, self.rate), round(gain_db(loud) + seg.bed_db, 2), "under",
+                   tuple(merged))
+
+    def flash_warning(self, seg: SegmentSpec, src: Source) -> bool:
+        """Warn (once per record and segment) that flashing kept a record out; True if that is why."""
+        note = flash_note(self.analysis.pictures.get(src.record.record_id), self.rate)
+        if note and not self.spec.flashes_allowed(seg):
+            self.warnings.append(f"segment {seg.id}: left out {src.record.record_id} — flashing that risks "
+                                 f"photosensitive viewers at {note}; set allow_flashes: true to use it anyway")
+            return True
+        return False
 
     def candidates(self, select: Select, seg: SegmentSpec) -> list[Source]:
         if select.records:
@@ -139,7 +254,7 @@ class _Planner:
                 and (not select.tags or set(select.tags) & set(s.record.tags))
                 and not (select.exclude_used and s.record.record_id in self.used)]
         if select.order == "quality":
-            pool.sort(key=lambda s: -quality(s, self.analysis.loudness.get(s.record.record_id)))
+            pool.sort(key=lambda s: -quality(s, *self.analysis.of(s.record.record_id)))
         elif select.order == "random":
             random.Random(f"{self.spec.seed}:{seg.id}").shuffle(pool)
         return pool
@@ -154,7 +269,7 @@ class _Planner:
             return (Shot("credits", self.frames(seg.seconds or CREDITS_SECONDS)),)
         if seg.type == "feature":
             return self.feature(seg)
-        if seg.type == "montage":
+        if seg.type in ("montage", "song"):
             return self.montage(seg)
         return None
 
@@ -167,32 +282,102 @@ class _Planner:
             return ()
         limits = [x for x in (seg.max_seconds, seg.seconds) if x is not None]
         max_frames = self.frames(min(limits)) if limits else None
-        if src.duration_s is not None and seg.start >= src.duration_s:
+        if src.duration_s is not None and seg.start is not None and seg.start >= src.duration_s:
             self.problem(seg, "start", f"starts at {float(seg.start):.1f} s but {seg.record} is only "
                                        f"{float(src.duration_s):.1f} s long")
             return ()
         if src.visual == "image" and max_frames is None:
             max_frames = self.frames(STILL_SECONDS * 2)  # a featured still holds longer than a montage one
-        shot = self.shot(src, max_frames, seg.start, exact=seg.seconds is not None or src.visual == "image")
+        shot = self.shot(src, max_frames, seg.start, exact=seg.seconds is not None or src.visual == "image", seg=seg)
         if shot is None:
-            self.problem(seg, "record", f"record {seg.record} is too short to show")
+            note = flash_note(self.analysis.pictures.get(seg.record), self.rate)
+            if note and not self.spec.flashes_allowed(seg):
+                self.problem(seg, "record", f"record {seg.record} flashes in a way that risks photosensitive viewers "
+                                            f"({note}) and no flash-free excerpt of the asked length exists; "
+                                            "choose another record or start, or set allow_flashes: true")
+            else:
+                self.problem(seg, "record", f"record {seg.record} is too short to show")
             return ()
-        return (shot,)
+        if src.visual in ("video", "audio") and shot.frames < (max_frames or 0) and seg.seconds is not None:
+            self.problem(seg, "seconds", f"record {seg.record} has only {timecode(shot.frames, self.rate)} to show "
+                                         f"from there, not {timecode(max_frames, self.rate)}")
+            return ()
+        return (self.labelled(shot, seg),)
 
     def montage(self, seg: SegmentSpec) -> tuple[Shot, ...]:
+        if seg.music:
+            return self.music_montage(seg)
         shot_frames = self.frames(seg.shot_seconds)
         shots = []
         for src in self.candidates(seg.select, seg):
             if seg.select.limit is not None and len(shots) >= seg.select.limit:
                 break
-            shot = self.shot(src, shot_frames)
-            if shot is not None:
-                shots.append(shot)
-                self.used.add(src.record.record_id)
+            shot = self.shot(src, shot_frames, seg=seg)
+            if shot is None:
+                self.flash_warning(seg, src)
+                continue
+            shots.append(self.labelled(shot, seg))
+            self.used.add(src.record.record_id)
         if not shots:
             self.problem(seg, "select", "no usable released record matches this selection")
         elif seg.select.limit and len(shots) < seg.select.limit:
             self.warnings.append(f"segment {seg.id}: only {len(shots)} of {seg.select.limit} requested records match")
+        return tuple(shots)
+
+    def music_montage(self, seg: SegmentSpec) -> tuple[Shot, ...]:
+        """Pictures cut to a record's music: the music plays under the whole montage (a Bed) and,
+        with ``cut_on: beats``, every cut falls on one of its beats."""
+        music = self.sources.get(seg.music)
+        if music is None or music.media is None or music.media.audio is None:
+            why = "has no sound" if music is not None else "cannot be used (see intake.json for the reason)"
+            self.problem(seg, "record" if seg.type == "song" else "music", f"record {seg.music} {why}")
+            return ()
+        loud, audio, _ = self.analysis.of(seg.music)
+        total = int(music.duration_s * self.rate)
+        head, tail = edit.usable_range(total, audio, None, trim_silence=True)
+        length = self.frames(seg.seconds) if seg.seconds else tail - head
+        if length > tail - head:
+            self.problem(seg, "seconds", f"music {seg.music} has {timecode(tail - head, self.rate)} of sound "
+                                         f"(silence trimmed); the montage asks for {timecode(length, self.rate)}")
+            return ()
+        target = self.frames(seg.shot_seconds)
+        if seg.cut_on == "beats":
+            if audio is None or not audio.beat_frames:
+                self.problem(seg, "cut_on", f"no steady beat found in {seg.music}; use cut_on: shots")
+                return ()
+            cuts = beat_grid([b - head for b in audio.beat_frames], length, target)
+        else:
+            cuts = list(range(target, length - MIN_SHOT_FRAMES + 1, target))
+        slots = [b - a for a, b in zip([0, *cuts], [*cuts, length])]
+        pool = self.candidates(seg.select, seg)
+        if seg.select.limit is not None:
+            pool = pool[:seg.select.limit]
+        shots: list[Shot] = []
+        shown: dict[str, int] = {}  # record -> the frame its last excerpt ended at, to show more of it next time
+        queue = list(pool)
+        for need in slots:
+            shot = None
+            for _ in range(len(queue)):
+                src = queue.pop(0)
+                queue.append(src)  # round robin: a short selection repeats, showing later excerpts
+                rid = src.record.record_id
+                shot = self.shot(src, need, exact=True, seg=seg, after=shown.get(rid, 0))
+                if shot is not None and shot.frames < need:
+                    shot = None  # a cut must land on the beat: the excerpt has to fill the slot
+                if shot is not None:
+                    shown[rid] = to_frames(shot.source_in_s, self.rate) + shot.frames
+                    break
+            if shot is None:
+                self.problem(seg, "select", f"no selected record can fill a {timecode(need, self.rate)} shot "
+                                            f"(after {len(shots)} shots); add records or lengthen the selection")
+                return ()
+            shots.append(self.labelled(shot, seg))
+        for src in pool:
+            if src.record.record_id in shown:
+                self.used.add(src.record.record_id)
+            else:
+                self.flash_warning(seg, src)
+        self.beds[seg.id] = Bed(seg.music, to_seconds(head, self.rate), gain_db(loud))
         return tuple(shots)
 
     def fill(self, seg: SegmentSpec, frames: int) -> tuple[Shot, ...]:
@@ -211,11 +396,13 @@ class _Planner:
                     continue
                 src = by_kind[kind].pop(0)
                 cap = FILL_CAP_SECONDS.get(src.visual)
-                shot = self.shot(src, min(max_frames, left, self.frames(cap) if cap else left))
+                shot = self.shot(src, min(max_frames, left, self.frames(cap) if cap else left), seg=seg)
                 if shot is None:
+                    self.flash_warning(seg, src)
                     continue
                 if left - shot.frames < MIN_SHOT_FRAMES and left != shot.frames:
-                    shot = self.shot(src, left, exact=True) or shot  # take the remainder now rather than leave a sliver
+                    # take the remainder now rather than leave a sliver
+                    shot = self.shot(src, left, exact=True, seg=seg) or shot
                 shots.append(shot)
                 self.used.add(src.record.record_id)
                 left -= shot.frames
@@ -251,13 +438,16 @@ def plan(spec: EpisodeSpec, callout: CallOut, sources: Mapping[str, Source], ana
             for i, seg in enumerate(fills):
                 share = spare // len(fills) + (1 if i < spare % len(fills) else 0)
                 laid[seg.id] = p.fill(seg, share)
+    for seg in spec.segments:
+        if seg.bed and laid.get(seg.id):
+            p.beds[seg.id] = p.bed_under(seg, laid[seg.id])
     if p.problems:
         raise SpecError(p.problems)
     segments, start = [], 0
     for seg in spec.segments:
         shots = laid[seg.id]
         n = sum(s.frames for s in shots)
-        segments.append(Segment(seg.id, seg.type, start, n, shots, seg.line))
+        segments.append(Segment(seg.id, seg.type, start, n, shots, seg.line, p.beds.get(seg.id)))
         start += n
     assert start == runtime, (start, runtime)
     return Timeline(spec.title, p.rate, tuple(segments), tuple(p.warnings))

@@ -18,17 +18,24 @@ from .callout import KINDS, CallOut
 from .errors import SpecError, SpecProblem
 from .timebase import parse_duration
 
-SEGMENT_TYPES = ("card", "feature", "montage", "fill", "credits", "act_break")
+SEGMENT_TYPES = ("card", "feature", "montage", "song", "fill", "credits", "act_break")
+#: what a song shows when the spec does not say: pictures, not other sounds or texts
+SONG_KINDS = ("video", "animation", "photo", "illustration")
 FIT_MODES = ("blur", "pad", "crop")
 ORDERS = ("listed", "quality", "random")
+CUT_ON = ("shots", "beats")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share"}
+TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share",
+            "allow_flashes", "vars", "defaults"}
+_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SEGMENT_KEYS = {
     "card": {"text", "subtitle", "seconds"},
-    "feature": {"record", "max_seconds", "seconds", "start"},
-    "montage": {"select", "shot_seconds"},
-    "fill": {"select", "max_shot_seconds"},
+    "feature": {"record", "max_seconds", "seconds", "start", "allow_flashes", "lower_third_seconds", "bed", "bed_db"},
+    "montage": {"select", "shot_seconds", "music", "cut_on", "seconds", "allow_flashes", "lower_third_seconds", "bed",
+                "bed_db"},
+    "song": {"record", "select", "shot_seconds", "seconds", "allow_flashes", "lower_third_seconds"},
+    "fill": {"select", "max_shot_seconds", "allow_flashes", "bed", "bed_db"},
     "credits": {"seconds", "min_name_seconds"},
     "act_break": {"seconds"},
 }
@@ -59,37 +66,172 @@ class SegmentSpec:
     seconds: Fraction | None = None
     record: str = ""
     max_seconds: Fraction | None = None
-    start: Fraction = Fraction(0)
+    start: Fraction | None = None  # feature: where in the record to start (None: the planner chooses)
     select: Select = field(default_factory=Select)
     shot_seconds: Fraction = Fraction(3)
     max_shot_seconds: Fraction = Fraction(30)
     min_name_seconds: Fraction = Fraction(3, 2)
+    music: str = ""  # montage: the record whose sound plays under it
+    cut_on: str = "shots"  # montage: "beats" cuts on the music's beats
+    allow_flashes: bool | None = None  # None: the spec's top-level allow_flashes
+    lower_third_seconds: Fraction = Fraction(4)  # attribution over feature/montage pictures; 0: none
+    bed: str = ""  # a music record under the segment, ducked under speech
+    bed_db: float = -10.0  # the bed's level against the (pre-levelled) programme
 
 
 @dataclass(frozen=True, slots=True)
 class EpisodeSpec:
     path: Path
     title: str
-    callout: Path
+    callout: Path | str  # a local folder, or an s3:// URI kept as written
     runtime_s: Fraction
     segments: tuple[SegmentSpec, ...]
     fit: str = "blur"
     seed: int = 0
     pool_cents: int | None = None  # the payout pool to split in ledger.csv/json (none: no ledger)
     upstream_share: Fraction = Fraction(1, 2)  # what a remix passes up to the records it builds on
+    allow_flashes: bool = False  # photosensitive-risk flashing may be cut in (default: left out)
+
+    def flashes_allowed(self, seg: SegmentSpec) -> bool:
+        return self.allow_flashes if seg.allow_flashes is None else seg.allow_flashes
 
     def line_of(self, segment_id: str) -> int:
         return next((s.line for s in self.segments if s.id == segment_id), 1)
 
 
+# ---------------------------------------------------------------------------------------------
+# Every field, its JSON Schema and what it means: the source of the shipped schema
+# (episode_specs/remixtv-spec.schema.json) and the README's field reference.
+
+_DURATION = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                       {"type": "string", "pattern": r"^(\d+:)?\d+(:\d+)?(\.\d+)?$|\{\{"}],
+             "description": "seconds (12, 2.5) or a clock time ('1:30', '22:00', '0:01:30')"}
+_FLAG = {"type": "boolean"}
+_TEXT = {"type": "string", "minLength": 1}
+_RECORD = {"type": "string", "minLength": 1, "description": "a record_id of the call-out, e.g. R0042"}
+_NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}]}
+
+TOP_FIELDS: dict[str, tuple[dict, str]] = {
+    "title": (_TEXT, "The episode's title: on the file, in build.json and the credits."),
+    "callout": (_TEXT, "The call-out folder, relative to the spec (or an s3://bucket/prefix URI)."),
+    "runtime": (_DURATION, "The programme length; the cut lands on it to the frame (fill segments absorb the rest)."),
+    "segments": ({"type": "array", "minItems": 1}, "The running order (see segment fields)."),
+    "fit": ({"enum": list(FIT_MODES)}, ("How non-16:9 pictures fill the frame: blur (a blurred, darkened copy of "
+                                       "itself behind it; default), pad (house background) or crop.")),
+    "seed": ({"type": "integer"}, "Seed for order: random selections (the same seed, the same cut)."),
+    "description": ({"type": "string"}, "Free text for people; not used by the build."),
+    "pool_cents": ({"type": "integer", "minimum": 0}, ("The payout pool in cents; when set, ledger.csv/json split "
+                                                      "it among everyone credited.")),
+    "upstream_share": ({"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "string"}]},
+                       "The share of a remix's pay passed up to the records it remixes (default 1/2)."),
+    "allow_flashes": (_FLAG, ("Allow photosensitive-risk flashing everywhere (default false: such excerpts are left "
+                             "out, with a warning in build.json).")),
+    "vars": ({"type": "object", "additionalProperties": {"type": ["string", "number", "integer"]}},
+             "Variables for {{name}} anywhere in the spec's text; --var NAME=VALUE overrides them."),
+    "defaults": ({"type": "object"}, ("Fields every segment of a type gets unless it says otherwise, e.g. "
+                                     "{montage: {shot_seconds: 2}, all: {allow_flashes: false}}.")),
+}
+SEGMENT_FIELDS: dict[str, tuple[dict, str]] = {
+    "id": ({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]*$"}, ("A short unique name (letters, digits, "
+                                                                        "- and _).")),
+    "type": ({"enum": list(SEGMENT_TYPES)}, "What the segment is."),
+    "text": (_TEXT, "card: the words on the card."),
+    "subtitle": ({"type": "string"}, "card: a smaller second line."),
+    "seconds": (_DURATION, ("Length: card (default 4), act_break (2), credits (60), feature (exactly this long), "
+                           "montage with music / song (default: the music's length).")),
+    "record": (_RECORD, "feature: the record to play; song: the music record."),
+    "max_seconds": (_DURATION, "feature: at most this long (the best excerpt is chosen)."),
+    "start": ({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]},
+              ("feature: where in the record to start (default: the planner trims dead heads and picks the best "
+              "excerpt on shot boundaries).")),
+    "select": ({"type": "object"}, "montage, song, fill: which records to use (see select fields)."),
+    "shot_seconds": (_DURATION, ("montage, song: the length of each shot (default 3); with beats, the cut falls on "
+                                "the beat nearest this spacing.")),
+    "max_shot_seconds": (_DURATION, "fill: the longest a fill shot may run (default 30)."),
+    "min_name_seconds": (_DURATION, "credits: each name stays wholly on screen at least this long (default 1.5)."),
+    "music": (_RECORD, "montage: a music record played under the montage instead of the clips' own sound."),
+    "cut_on": ({"enum": list(CUT_ON)}, "montage: 'beats' cuts on the music's beats; 'shots' every shot_seconds."),
+    "allow_flashes": (_FLAG, "This segment may use photosensitive-risk flashing (overrides the top-level field)."),
+    "bed": (_RECORD, ("feature, montage, fill: a music record played under the segment; the shots keep their sound "
+                      "and the bed ducks a further 12 dB wherever analysis hears speech in them.")),
+    "bed_db": ({"type": "number", "maximum": 0}, "The bed's level against the programme (default -10 dB)."),
+    "lower_third_seconds": ({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]},
+                            ("feature, montage, song: how long the lower third (the record's title and its "
+                             "contributors' credit names, inside title-safe) stays up on each picture; default 4, "
+                             "0 for none.")),
+}
+SELECT_FIELDS: dict[str, tuple[dict, str]] = {
+    "kinds": (_NAMES, f"Record kinds to use: {', '.join(KINDS)}."),
+    "tags": (_NAMES, "Use records with any of these tags."),
+    "records": (_NAMES, "Use exactly these records, in this order."),
+    "exclude_used": (_FLAG, "Skip records already used earlier in the episode (default true)."),
+    "order": ({"enum": list(ORDERS)}, ("listed (call-out order), quality (analysed picture and sound quality; "
+                                      "default) or random (with the spec's seed).")),
+    "limit": ({"type": "integer", "minimum": 1}, "At most this many records."),
+}
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a spec, for YAML editors (completion, checking); generated from the tables above."""
+    def props(fields: dict, keys) -> dict:
+        return {k: {**fields[k][0], "description": fields[k][1]} for k in sorted(keys)}
+
+    segment_variants = [{
+        "if": {"properties": {"type": {"const": t}}, "required": ["type"]},
+        "then": {"properties": {k: True for k in sorted(keys | {"id", "type"})}, "additionalProperties": False,
+                 **({"required": ["record"]} if t in ("feature", "song") else {}),
+                 **({"required": ["text"]} if t == "card" else {}),
+                 **({"required": ["select"]} if t == "montage" else {})},
+    } for t, keys in SEGMENT_KEYS.items()]
+    select = {"type": "object", "additionalProperties": False, "properties": props(SELECT_FIELDS, SELECT_KEYS)}
+    all_segment_keys = set().union(*SEGMENT_KEYS.values()) | {"id", "type"}
+    segment = {"type": "object", "required": ["id", "type"],
+               "properties": {**props(SEGMENT_FIELDS, all_segment_keys), "select": select}, "allOf": segment_variants}
+    top = props(TOP_FIELDS, TOP_KEYS)
+    top["segments"] = {**top["segments"], "items": segment}
+    top["defaults"] = {**top["defaults"], "additionalProperties": False,
+                       "properties": {t: {"type": "object"} for t in ("all", *SEGMENT_TYPES)}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://remixtv.example/schema/episode-spec.json", "title": "remixtv episode spec",
+            "type": "object", "required": ["title", "callout", "runtime", "segments"],
+            "additionalProperties": False, "properties": top}
+
+
+def fields_markdown() -> str:
+    """The README's field reference, from the same tables as the schema."""
+    out = ["| field | meaning |", "|---|---|"]
+    out += [f"| `{k}` | {TOP_FIELDS[k][1]} |" for k in TOP_FIELDS]
+    out += ["", "Segment fields (which types take which: " + "; ".join(
+        f"`{t}`: {', '.join(sorted(k))}" for t, k in SEGMENT_KEYS.items()) + ")", "", "| field | meaning |", "|---|---|"]
+    out += [f"| `{k}` | {SEGMENT_FIELDS[k][1]} |" for k in SEGMENT_FIELDS]
+    out += ["", "Select fields", "", "| field | meaning |", "|---|---|"]
+    out += [f"| `{k}` | {SELECT_FIELDS[k][1]} |" for k in SELECT_FIELDS]
+    return "\n".join(out) + "\n"
+
+
 class _Reader:
     """Turns a composed YAML node tree into plain values while remembering each path's line."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, variables: dict | None = None):
         self.path = path
         self.lines: dict[str, int] = {}
         self.problems: list[SpecProblem] = []
+        self.variables = dict(variables or {})
         self._scalars = yaml.SafeLoader("")  # only its scalar constructors are used
+
+    def substitute(self, text: str, line: int, where: str):
+        """``{{name}}`` -> the variable's value; a scalar that is just ``{{name}}`` takes the value's type."""
+        whole = _VAR.fullmatch(text.strip())
+        missing = [m.group(1) for m in _VAR.finditer(text) if m.group(1) not in self.variables]
+        for name in dict.fromkeys(missing):
+            known = ", ".join(sorted(self.variables)) or "none"
+            self.problem(line, where, f"unknown variable {{{{{name}}}}}{_suggest(name, self.variables)}; define it "
+                                      f"under vars: or pass --var {name}=VALUE (defined: {known})")
+        if missing:
+            return text
+        if whole:
+            return self.variables[whole.group(1)]
+        return _VAR.sub(lambda m: str(self.variables[m.group(1)]), text)
 
     def value(self, node: yaml.Node, where: str):
         self.lines[where] = node.start_mark.line + 1
@@ -105,7 +247,9 @@ class _Reader:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v, f"{where}[{i}]") for i, v in enumerate(node.value)]
-        return node.value if node.tag == "tag:yaml.org,2002:str" else self._scalars.construct_object(node)
+        if node.tag == "tag:yaml.org,2002:str":
+            return self.substitute(node.value, node.start_mark.line + 1, where) if "{{" in node.value else node.value
+        return self._scalars.construct_object(node)
 
     def problem(self, line: int, where: str, message: str) -> None:
         self.problems.append(SpecProblem(self.path, line, where, message))
@@ -122,8 +266,11 @@ def _suggest(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_spec(path: Path | str) -> EpisodeSpec:
-    """Read and validate a spec file. Raises SpecError listing every problem found."""
+def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> EpisodeSpec:
+    """Read and validate a spec file. Raises SpecError listing every problem found.
+
+    ``variables`` (from ``--var NAME=VALUE``) override the spec's own ``vars:``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -141,7 +288,10 @@ def load_spec(path: Path | str) -> EpisodeSpec:
     if node is None:
         raise SpecError([SpecProblem(path, 1, "", "the spec is empty; it needs title, callout, runtime, segments")])
     try:
+        r.variables = {**_spec_vars(r, node), **(variables or {})}
         data = r.value(node, "")
+        if isinstance(data, dict):
+            data = _apply_defaults(r, data)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError([SpecProblem(path, mark.line + 1 if mark else 1, "", str(exc))]) from None
@@ -151,6 +301,63 @@ def load_spec(path: Path | str) -> EpisodeSpec:
     if r.problems:
         raise SpecError(r.problems)
     return spec
+
+
+def _spec_vars(r: _Reader, node: yaml.Node) -> dict:
+    """The spec's ``vars:`` mapping, read before anything else so every other field can use them."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    for k, v in node.value:
+        if k.value == "vars":
+            values = _Reader(r.path).value(v, "vars")
+            if not isinstance(values, dict) or not all(_ID.match(str(n)) and "-" not in str(n) for n in values):
+                r.problem(k.start_mark.line + 1, "vars", "must be a mapping of names (letters, digits, _) to values, "
+                                                         "e.g. vars: {episode: 3}")
+                return {}
+            if any(isinstance(x, (dict, list)) for x in values.values()):
+                r.problem(k.start_mark.line + 1, "vars", "values must be plain text or numbers")
+                return {}
+            return {str(n): x for n, x in values.items()}
+    return {}
+
+
+def _apply_defaults(r: _Reader, data: dict) -> dict:
+    """Merge ``defaults: {montage: {shot_seconds: 2}, all: {allow_flashes: true}}`` under each segment's own fields."""
+    defaults = data.get("defaults")
+    if defaults is None:
+        return data
+    if not isinstance(defaults, dict):
+        r.at("defaults", "must map segment types (or 'all') to fields, e.g. defaults: {montage: {shot_seconds: 2}}")
+        return data
+    for stype, fields in defaults.items():
+        if stype != "all" and stype not in SEGMENT_TYPES:
+            r.at(f"defaults.{stype}", f"not a segment type{_suggest(str(stype), SEGMENT_TYPES)}; "
+                                      f"one of all, {', '.join(SEGMENT_TYPES)}")
+        elif not isinstance(fields, dict):
+            r.at(f"defaults.{stype}", "must be a mapping of fields, e.g. {shot_seconds: 2}")
+        else:
+            allowed = set().union(*SEGMENT_KEYS.values()) if stype == "all" else SEGMENT_KEYS[stype]
+            for key in fields:
+                if key not in allowed or key in ("id", "type"):
+                    r.at(f"defaults.{stype}.{key}", f"not a field of {'any segment' if stype == 'all' else stype} "
+                                                    f"segments{_suggest(str(key), allowed)}")
+    segments = data.get("segments")
+    if not isinstance(segments, list):
+        return data
+    merged = []
+    for i, seg in enumerate(segments):
+        if not isinstance(seg, dict):
+            merged.append(seg)
+            continue
+        stype = seg.get("type")
+        base = {k: v for k, v in (defaults.get("all") or {}).items() if k in SEGMENT_KEYS.get(stype, ())}
+        base.update(defaults.get(stype) or {} if isinstance(defaults.get(stype), dict) else {})
+        for key in base:
+            if key not in seg:  # a field filled from defaults reports problems at the default's line
+                r.lines[f"segments[{i}].{key}"] = r.lines.get(f"defaults.{stype}.{key}",
+                                                              r.lines.get(f"defaults.all.{key}", 1))
+        merged.append({**base, **seg})
+    return {**data, "segments": merged}
 
 
 def _duration(r: _Reader, value, where: str, *, positive: bool = True) -> Fraction | None:
@@ -186,7 +393,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
         r.at("title", "must be a non-empty text")
     callout = data.get("callout", "")
     if "callout" in data and (not isinstance(callout, str) or not callout.strip()):
-        r.at("callout", "must be a folder path, relative to this spec file")
+        r.at("callout", "must be a folder path, relative to this spec file, or an s3://bucket/prefix URI")
     runtime = _duration(r, data["runtime"], "runtime") if "runtime" in data else None
     fit = data.get("fit", "blur")
     if fit not in FIT_MODES:
@@ -208,6 +415,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
         except (ValueError, ZeroDivisionError):
             r.at("upstream_share", "must be a fraction between 0 and 1, like 0.5 or 1/2")
             share = Fraction(1, 2)
+    allow_flashes = _flag(r, data, "allow_flashes", "allow_flashes") or False
     segments = []
     raw_segments = data.get("segments", [])
     if "segments" in data and (not isinstance(raw_segments, list) or not raw_segments):
@@ -220,10 +428,23 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
             segments.append(seg)
     base = r.path.parent
     return EpisodeSpec(
-        path=r.path, title=str(title), callout=(base / str(callout)).resolve() if callout else base,
+        path=r.path, title=str(title),
+        # an s3:// call-out stays a URI: flows.storage stages it into the cache before intake
+        callout=(str(callout).strip() if str(callout).strip().lower().startswith("s3://")
+                 else (base / str(callout)).resolve() if callout else base),
         runtime_s=runtime or Fraction(0), segments=tuple(segments), fit=str(fit), seed=seed,
-        pool_cents=pool, upstream_share=share,
+        pool_cents=pool, upstream_share=share, allow_flashes=allow_flashes,
     )
+
+
+def _flag(r: _Reader, raw: dict, key: str, where: str) -> bool | None:
+    """An optional true/false field; None when absent (or wrong, with the problem reported)."""
+    if key not in raw:
+        return None
+    if not isinstance(raw[key], bool):
+        r.at(where, "must be true or false")
+        return None
+    return raw[key]
 
 
 def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec | None:
@@ -253,9 +474,22 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         if key not in allowed:
             r.at(f"{where}.{key}", f"not a field of a {stype} segment{_suggest(key, allowed)}; "
                  f"allowed: {', '.join(sorted(allowed - {'id', 'type'}))}")
-    kw: dict = {}
+    kw: dict = {"allow_flashes": _flag(r, raw, "allow_flashes", f"{where}.allow_flashes")}
     if "seconds" in raw:
         kw["seconds"] = _duration(r, raw["seconds"], f"{where}.seconds")
+    if "bed" in raw:
+        kw["bed"] = _required_text(r, raw, where, "bed", "the record_id of the music to lay under it, e.g. R0012")
+        if raw.get("music"):
+            r.at(f"{where}.bed", "a montage with music: already plays that music; use one or the other")
+    if "bed_db" in raw:
+        value = raw["bed_db"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -60 <= value <= 0:
+            r.at(f"{where}.bed_db", "must be a level in dB between -60 and 0, e.g. -10")
+        else:
+            kw["bed_db"] = float(value)
+    if "lower_third_seconds" in raw:
+        kw["lower_third_seconds"] = _duration(r, raw["lower_third_seconds"], f"{where}.lower_third_seconds",
+                                              positive=False)
     if stype == "card":
         kw["text"] = _required_text(r, raw, where, "text", "the words on the card")
         ok = ok and bool(kw["text"])
@@ -267,7 +501,14 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         if "max_seconds" in raw:
             kw["max_seconds"] = _duration(r, raw["max_seconds"], f"{where}.max_seconds")
         if "start" in raw:
-            kw["start"] = _duration(r, raw["start"], f"{where}.start", positive=False) or Fraction(0)
+            kw["start"] = _duration(r, raw["start"], f"{where}.start", positive=False)
+    elif stype == "song":
+        kw["music"] = _required_text(r, raw, where, "record", "the record_id of the song, e.g. R0012")
+        kw["record"], kw["cut_on"] = "", "beats"
+        ok = ok and bool(kw["music"])
+        kw["select"] = _select(r, raw["select"], f"{where}.select") if "select" in raw else Select(kinds=SONG_KINDS)
+        if "shot_seconds" in raw:
+            kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
     elif stype in ("montage", "fill"):
         if "select" in raw:
             kw["select"] = _select(r, raw["select"], f"{where}.select")
@@ -278,6 +519,15 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
             kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
         if "max_shot_seconds" in raw:
             kw["max_shot_seconds"] = _duration(r, raw["max_shot_seconds"], f"{where}.max_shot_seconds")
+        if "music" in raw:
+            kw["music"] = _required_text(r, raw, where, "music", "the record_id of the music to cut to, e.g. R0012")
+        cut_on = raw.get("cut_on", "shots")
+        if cut_on not in CUT_ON:
+            r.at(f"{where}.cut_on", f"must be one of {', '.join(CUT_ON)}{_suggest(str(cut_on), CUT_ON)}")
+        elif cut_on == "beats" and not raw.get("music"):
+            r.at(f"{where}.cut_on", "cutting on beats needs music: name the record to cut to, e.g. music: R0012")
+        else:
+            kw["cut_on"] = cut_on
     elif stype == "credits" and "min_name_seconds" in raw:
         value = _duration(r, raw["min_name_seconds"], f"{where}.min_name_seconds")
         if value is not None and value < Fraction(3, 2):
@@ -331,6 +581,8 @@ def check_against(spec: EpisodeSpec, callout: CallOut) -> None:
     ids = [r.record_id for r in callout.records]
     for i, seg in enumerate(spec.segments):
         names = [(f"segments[{i}].record", seg.record)] if seg.record else []
+        names += [(f"segments[{i}].{'record' if seg.type == 'song' else 'music'}", seg.music)] if seg.music else []
+        names += [(f"segments[{i}].bed", seg.bed)] if seg.bed else []
         names += [(f"segments[{i}].select.records", rid) for rid in seg.select.records]
         for where, rid in names:
             rec = callout.record(rid)

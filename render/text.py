@@ -123,6 +123,23 @@ def audio_label(title: str, byline: str, seconds: Fraction) -> str:
     )
 
 
+def lower_third(title: str, byline: str, seconds: Fraction) -> str:
+    """Attribution over a picture: the record's title and its contributors' credit names, bottom
+    left inside title-safe, on a translucent band so it reads over any picture; fades in and out."""
+    fade = "{\\fad(250,250)}"
+    band = "&H60000000"  # ASS alpha 0x60: the box behind the words lets the picture through
+    styles = [
+        (f"Style: LTTitle,{FONT},52,&H00FFFFFF,&H000000FF,{band},{band},-1,0,0,0,100,100,0,0,3,14,0,1,"
+         f"{SAFE_X},{SAFE_X},{SAFE_Y + 62},-1"),
+        (f"Style: LTBy,{FONT},38,&H00A0C8E8,&H000000FF,{band},{band},0,0,0,0,100,100,0,0,3,12,0,1,"
+         f"{SAFE_X},{SAFE_X},{SAFE_Y},-1"),
+    ]
+    events = [event(fade + escape(title), seconds, "LTTitle")] if title else []
+    if byline:
+        events.append(event(fade + escape(byline), seconds, "LTBy"))
+    return document(styles, events)
+
+
 def filter_path(path: Path | str) -> str:
     """A path quoted for an ffmpeg filter option value: escaped for the option, then for the graph."""
     def esc(value: str, special: str) -> str:

@@ -12,6 +12,7 @@ from fractions import Fraction
 from .timebase import timecode
 
 SCHEMA = "remixtv.timeline/1"
+SOUND_KINDS = ("video", "audio")  # shot kinds that play their record's own sound
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,25 @@ class Shot:
     text: str = ""  # card/text words, or the title over an audio visual
     byline: str = ""  # credit names shown with text and audio visuals
     gain_db: float = 0.0  # pre-levelling gain for the record's sound
+    label_frames: int = 0  # video/image: a lower third (``text`` over ``byline``) for the first N frames
+
+
+@dataclass(frozen=True, slots=True)
+class Bed:
+    """A record's sound laid under a whole segment.
+
+    ``mix="replace"``: the bed replaces the shots' own sound (a montage cut to music plays the
+    song, not the phones). ``mix="under"``: the shots keep their sound and the bed plays under
+    it, ducked by ``duck_db`` over the ``duck`` frame ranges (where the shots' sound is speech).
+    ``source_in_s`` is where in the record the segment's first frame falls.
+    """
+
+    record_id: str
+    source_in_s: Fraction = Fraction(0)
+    gain_db: float = 0.0
+    mix: str = "replace"
+    duck: tuple[tuple[int, int], ...] = ()  # frames from the segment start, [start, end)
+    duck_db: float = -12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +60,7 @@ class Segment:
     frames: int
     shots: tuple[Shot, ...]
     spec_line: int = 0
+    bed: Bed | None = None
 
     @property
     def end_frame(self) -> int:
@@ -47,7 +68,16 @@ class Segment:
 
     @property
     def record_ids(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(s.record_id for s in self.shots if s.record_id))
+        ids = [s.record_id for s in self.shots if s.record_id]
+        return tuple(dict.fromkeys(ids + ([self.bed.record_id] if self.bed else [])))
+
+    def cuts(self) -> tuple[int, ...]:
+        """Frames (from the segment start) where one shot gives way to the next."""
+        out, at = [], 0
+        for shot in self.shots[:-1]:
+            at += shot.frames
+            out.append(at)
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +104,18 @@ class Timeline:
                     out[shot.record_id] = out.get(shot.record_id, 0) + shot.frames
         return out
 
+    def sound_frames(self) -> dict[str, int]:
+        """Frames during which each record's sound plays (its own shots, or a bed under a segment)."""
+        out: dict[str, int] = {}
+        for seg in self.segments:
+            if seg.bed is not None:
+                out[seg.bed.record_id] = out.get(seg.bed.record_id, 0) + seg.frames
+                continue
+            for shot in seg.shots:
+                if shot.record_id and shot.kind in SOUND_KINDS:
+                    out[shot.record_id] = out.get(shot.record_id, 0) + shot.frames
+        return out
+
     def to_json(self) -> dict:
         return {
             "schema": SCHEMA, "title": self.title, "rate": str(self.rate), "frames": self.frames,
@@ -82,8 +124,12 @@ class Timeline:
                 {"id": s.id, "type": s.type, "start_frame": s.start_frame, "end_frame": s.end_frame,
                  "start": timecode(s.start_frame, self.rate), "end": timecode(s.end_frame, self.rate),
                  "records": list(s.record_ids),
+                 **({"bed": {"record": s.bed.record_id, "source_in_s": float(s.bed.source_in_s),
+                             "gain_db": s.bed.gain_db, "mix": s.bed.mix, "duck_db": s.bed.duck_db,
+                             "duck": [list(r) for r in s.bed.duck]}} if s.bed else {}),
                  "shots": [{"kind": h.kind, "frames": h.frames, "record": h.record_id or None,
-                            "source_in_s": float(h.source_in_s)} for h in s.shots]}
+                            "source_in_s": float(h.source_in_s),
+                            **({"lower_third_frames": h.label_frames} if h.label_frames else {})} for h in s.shots]}
                 for s in self.segments
             ],
             "warnings": list(self.warnings),

@@ -66,15 +66,15 @@ def test_validate_lists_every_error_with_file_and_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "ep.yaml:3: runtime: seconds must be under 60 in '1:75'",
-        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: callout, description, fit, pool_cents, "
-        "runtime, seed, segments, title, upstream_share",
+        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: allow_flashes, callout, defaults, "
+        "description, fit, pool_cents, runtime, seed, segments, title, upstream_share, vars",
         "ep.yaml:6: segments[0].select.kinds[0]: unknown kind 'vidoe' (did you mean 'video'?); one of video, "
         "animation, music, voice, photo, illustration, text",
         "ep.yaml:6: segments[0].select.limit: must be a whole number of at least 1",
         "ep.yaml:7: segments[1].text: required: the words on the card",
         "ep.yaml:11: segments[3].id: 'title' is already the id of segments[1]",
         "ep.yaml:12: segments[4].type: unknown type 'credit' (did you mean 'credits'?); one of card, feature, "
-        "montage, fill, credits, act_break",
+        "montage, song, fill, credits, act_break",
     ]
 
 
