@@ -18,6 +18,10 @@ CORPUS = Path(os.environ.get("REMIXTV_CORPUS", REPO.parent / "shared" / "corpus"
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# One numba JIT cache for this process and every build it starts (librosa compiles ~30 s into it
+# once per machine); see ``numba_warm`` for why it is filled before builds run side by side.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                             / "remixtv" / "numba"))
 
 
 def corpus(name: str) -> Path:
@@ -63,6 +67,22 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def numba_warm() -> str:
+    """Compile librosa's numba code into NUMBA_CACHE_DIR here, once, before any test starts builds
+    side by side: processes compiling into one numba cache at the same time can load each other's
+    half-written entries and crash (SIGSEGV), which is what a cold CI machine would otherwise see."""
+    import numpy as np
+
+    from render.analysis.audio import analyze_pcm
+    from render.analysis.loudness import Loudness
+
+    t = np.arange(48000 * 6) / 48000
+    clicks = (np.sin(2 * np.pi * 880 * t) * (np.mod(t, 0.5) < 0.03)).astype(np.float32)
+    analyze_pcm(np.stack([clicks, clicks], axis=1), Loudness(-20.0, 5.0, -3.0), music_hint=True)
+    return os.environ["NUMBA_CACHE_DIR"]
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,7 @@ def rendering(log: Path) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
+def builds(tmp_path_factory, numba_warm):
     """The same spec built from empty caches at the same time, with the default runner and with
     ``--dask local:2``; the first Dask worker caught rendering a piece is SIGKILLed mid-render."""
     root = tmp_path_factory.mktemp("dask")

@@ -101,7 +101,7 @@ def _healthy(api: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def nightly(tmp_path_factory, cache_dir):
+def nightly(tmp_path_factory, cache_dir, numba_warm):
     """A served nightly deployment on a loopback Prefect server, triggered once and finished."""
     root = tmp_path_factory.mktemp("nightly")
     write_callout(root / "callouts" / "small", [

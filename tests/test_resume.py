@@ -155,7 +155,7 @@ def framemd5(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, numba_warm):
     root = tmp_path_factory.mktemp("resume")
     return root, make_project(root), cli_env()
 
