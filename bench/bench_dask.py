@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_demo import REMIXTV, REPO, SPEC, measure  # the same measurement, not a copy
+from bench_demo import REMIXTV, REPO, SPEC, measure, save  # the same measurement, not a copy
 
 
 def warm_numba(callout: Path, env: dict) -> float:
@@ -81,10 +81,7 @@ def main() -> None:
         results["same_pieces"] = keys[0] == keys[1]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "dask.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save("dask.json", results)
     base = results["default"]
     for name in runs:
         r = results[name]

@@ -46,6 +46,14 @@ def measure(argv: list[str], env: dict, cwd: Path) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(maxrss / 1024, 1)}
 
 
+def save(name: str, results: dict) -> None:
+    """Write a benchmark's results to bench/results/<name> and print them."""
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / name).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default="preview", choices=("preview", "master"))
@@ -89,10 +97,7 @@ def main() -> None:
     finally:
         spec.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"{args.profile}.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save(f"{args.profile}.json", results)
     cold = results["cold"]["wall_s"]
     print(f"cold / encode floor: {results['cold_over_floor']}")
     for name in ("warm_one_segment", "no_change", "moviepy"):

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
 
-from bench_demo import REMIXTV, measure
+from bench_demo import REMIXTV, measure, save
 from conftest import CORPUS, write_callout
 from test_intake_corpus import corpus_rows
 
@@ -40,10 +40,7 @@ def main() -> None:
                        realtime_cold=round(media_s / results["cold"]["wall_s"], 2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "intake.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save("intake.json", results)
 
 
 if __name__ == "__main__":
