@@ -130,3 +130,13 @@ def test_final_mix_file(tmp_path):
     assert a.samples == pytest.approx(4 * 48000, abs=2048)
     assert -25 < a.loudness.integrated_lufs < -15
     assert a.clipping == ()
+
+
+def test_speex_frames_without_a_channel_layout_are_analysed(tmp_path, cache):
+    # Speex decodes to frames with a channel count but no layout: both the meter and the sample
+    # decode must pin one, or the build would quarantine the record that intake accepted
+    tone = lavfi(tmp_path / "tone.spx", "sine=f=440:r=32000:d=3,aformat=channel_layouts=stereo",
+                 "-c:a", "libspeex", "-ac", "2")
+    a = analyze(tone, cache, kind="voice")
+    assert a.seconds == pytest.approx(3, abs=0.1)
+    assert not a.silent and -40 < a.loudness.integrated_lufs < -5

@@ -153,18 +153,21 @@ class AudioAnalysis:
 # ---------------------------------------------------------------------------------------------
 # decoding
 
-def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s: float) -> tuple[np.ndarray, int]:
+def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s: float,
+           layout: str = "") -> tuple[np.ndarray, int]:
     """All samples of one audio stream at 48 kHz as float32 ``(n, channels)``.
 
     Mono and stereo keep their channels untouched (an up- or downmix would scale samples and hide
     clipping); more channels are downmixed to stereo. 48 kHz is the project rate; swr (the render
     path's resampler) keeps full-scale runs flat enough to find clipping, and every position is
-    then already a project sample.
+    then already a project sample. ``layout`` pins a layout the frames do not carry (see
+    ``loudness.meter_filter``).
     """
     chunks: list[np.ndarray] = []
     keep = channels if channels in (1, 2) else 2
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", *input_args, "-map", stream_spec,
-            "-vn", "-sn", "-dn", "-af", f"aresample={AUDIO_RATE_HZ}", "-ac", str(keep),
+            "-vn", "-sn", "-dn", "-af", f"{f'aformat=channel_layouts={layout},' if layout else ''}aresample={AUDIO_RATE_HZ}",
+            "-ac", str(keep),
             "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
     stream(argv, 4 * keep, lambda b: chunks.append(np.frombuffer(b, dtype="<f4")), timeout_s=timeout_s,
            records_per_chunk=48000)
@@ -346,10 +349,11 @@ def analyze_pcm(pcm: np.ndarray, loud: Loudness, *, music_hint: bool = False) ->
 
 
 def analyze_input(input_args: list[str], stream_spec: str, channels: int, *, music_hint: bool = False,
-                  timeout_s: float = 900) -> AudioAnalysis:
-    """Analyse one audio stream of an input given as ffmpeg args (two decodes: the meter, then samples)."""
-    loud = _loudness.measure(input_args, stream_spec, timeout_s)
-    pcm, _ = decode(input_args, stream_spec, channels, timeout_s=timeout_s)
+                  timeout_s: float = 900, loud: Loudness | None = None, layout: str = "") -> AudioAnalysis:
+    """Analyse one audio stream of an input given as ffmpeg args (two decodes: the meter, unless
+    ``loud`` is already known, then samples)."""
+    loud = loud or _loudness.measure(input_args, stream_spec, timeout_s, layout=layout)
+    pcm, _ = decode(input_args, stream_spec, channels, timeout_s=timeout_s, layout=layout)
     return analyze_pcm(pcm, loud, music_hint=music_hint)
 
 
@@ -372,9 +376,12 @@ def analyze_audio(source, cache: Cache | None = None, *, timeout_s: float | None
         cached = cache.read_json("analysis-audio", key)
         if cached is not None and cached.get("version") == VERSION:
             return AudioAnalysis.from_json(cached)
-    seconds = float(media.duration_s or 60)
+    timeout_s = timeout_s or 120 + 4 * float(media.duration_s or 60)
+    # the same cached, layout-aware measurement intake uses: measured once per upload, not per analysis
+    loud = _loudness.measure_source(source, cache, timeout_s)
     result = analyze_input(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{media.audio.index}",
-                           media.audio.channels, music_hint=music_hint, timeout_s=timeout_s or 120 + 4 * seconds)
+                           media.audio.channels, music_hint=music_hint, timeout_s=timeout_s, loud=loud,
+                           layout=_loudness.pinned_layout(media.audio))
     if cache is not None:
         cache.write_json("analysis-audio", key, result.to_json())
     return result

@@ -100,6 +100,12 @@ def measure_file(path: Path, timeout_s: float = 600) -> Loudness:
     return measure(["-i", str(path)], "0:a:0", timeout_s)
 
 
+def pinned_layout(audio) -> str:
+    """The layout to pin (``meter_filter``) for a probed audio stream whose frames carry none, else ""."""
+    unnamed = audio.layout in ("", "unknown") or audio.layout.endswith("channels")
+    return f"{audio.channels}c" if unnamed else ""
+
+
 def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | None:
     """Loudness of a record's sound (``render.intake.Source``), cached by content; None without sound."""
     media = source.media
@@ -111,9 +117,8 @@ def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | Non
         if cached is not None and "max_short_term_lufs" in cached:
             return Loudness.from_json(cached)
     a = media.audio
-    unnamed = a.layout in ("", "unknown") or a.layout.endswith("channels")
     value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{a.index}", timeout_s,
-                    layout=f"{a.channels}c" if unnamed else "")
+                    layout=pinned_layout(a))
     if cache is not None:
         cache.write_json("loudness", key, value.to_json())
     return value
