@@ -251,8 +251,8 @@ def build_one(spec: Path, out_dir: str, cache_root: str | None) -> PreviewResult
     started = time.monotonic()
     try:
         build = build_flow.with_options(flow_run_name=f"preview-{spec.stem}")(str(spec), PROFILE, out_dir, cache_root)
-    # one broken spec (or a bug it triggers) must not stop the others; the run still ends Failed
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - one broken spec (or a bug it hits) must not stop the others
+        # the run still ends Failed once every spec has run
         kind, errors = failure_lines(exc)
         return PreviewResult(spec=str(spec), name=spec.stem, ok=False, seconds=round(time.monotonic() - started, 1),
                              failure=kind, errors=errors)

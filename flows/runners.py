@@ -71,11 +71,6 @@ def parse_address(text: str) -> tuple[str, int | str]:
                     f"or a scheduler address like tcp://host:8786")
 
 
-def active() -> str | None:
-    """The scheduler address builds in this process send tasks to, or None for the thread pool."""
-    return _address
-
-
 def using(flow_obj):
     """``flow_obj`` with the task runner chosen at run time: the thread pool its decorator declares,
     or a Dask runner on the cluster of the enclosing ``dask(...)``."""

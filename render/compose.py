@@ -75,16 +75,17 @@ def pieces(timeline: Timeline, max_seconds: int = PIECE_SECONDS) -> list[Piece]:
             if groups[-1] and sum(s.frames for s in groups[-1]) + shot.frames > limit:
                 groups.append([])
             groups[-1].append(shot)
+        groups = [g for g in groups if g]
         at = 0
-        for i, group in enumerate(g for g in groups if g):
+        for i, group in enumerate(groups):
+            n = sum(s.frames for s in group)
             bed = None
-            if seg.bed is not None:
-                n = sum(s.frames for s in group)
+            if seg.bed is not None:  # the bed from where this piece starts, its duck ranges on the piece's clock
                 duck = tuple((max(a, at) - at, min(b, at + n) - at) for a, b in seg.bed.duck if a < at + n and at < b)
                 bed = dataclasses.replace(seg.bed, source_in_s=seg.bed.source_in_s + to_seconds(at, timeline.rate),
                                           duck=duck)
             out.append(Piece(seg.id, i, tuple(group), bed, (i == 0, i == len(groups) - 1)))
-            at += sum(s.frames for s in group)
+            at += n
     return out
 
 

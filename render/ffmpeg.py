@@ -144,20 +144,6 @@ def run(
     return Run(tuple(argv), "\n".join(tail), time.monotonic() - started, b"".join(stdout_chunks))
 
 
-def probe_json(link: Path, *, timeout_s: float = 60, frames: int = 0) -> dict:
-    """ffprobe a submission (safely) and return its JSON; ``frames`` > 0 also reads first frames."""
-    argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
-    if frames:
-        argv += ["-show_frames", "-read_intervals", f"%+#{frames}"]
-    argv += ["-protocol_whitelist", SUBMISSION_PROTOCOLS, "-format_whitelist", ",".join(SUBMISSION_DEMUXERS)]
-    argv += [f"file:{link}"]
-    result = run(argv, timeout_s=timeout_s, memory_bytes=2048 << 20)
-    try:
-        return json.loads(result.stdout or b"{}")
-    except json.JSONDecodeError as exc:
-        raise FfmpegError(argv, 0, result.stderr_tail, f"unreadable ffprobe output: {exc}") from None
-
-
 def ffprobe_output(path: Path, *entries: str, timeout_s: float = 120) -> dict:
     """ffprobe one of our own outputs (trusted) and return its JSON (format + streams)."""
     argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *entries, str(path)]

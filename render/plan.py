@@ -230,14 +230,18 @@ class _Planner:
         return Bed(seg.bed, to_seconds(head, self.rate), round(gain_db(loud) + seg.bed_db, 2), "under",
                    tuple(merged))
 
-    def flash_warning(self, seg: SegmentSpec, src: Source) -> bool:
-        """Warn (once per record and segment) that flashing kept a record out; True if that is why."""
-        note = flash_note(self.analysis.pictures.get(src.record.record_id), self.rate)
-        if note and not self.spec.flashes_allowed(seg):
+    def flashing(self, seg: SegmentSpec, record_id: str) -> str:
+        """Where the record flashes, when that keeps it out of this segment; "" otherwise."""
+        if self.spec.flashes_allowed(seg):
+            return ""
+        return flash_note(self.analysis.pictures.get(record_id), self.rate)
+
+    def flash_warning(self, seg: SegmentSpec, src: Source) -> None:
+        """Warn when flashing is why a selected record was left out."""
+        note = self.flashing(seg, src.record.record_id)
+        if note:
             self.warnings.append(f"segment {seg.id}: left out {src.record.record_id} — flashing that risks "
                                  f"photosensitive viewers at {note}; set allow_flashes: true to use it anyway")
-            return True
-        return False
 
     def candidates(self, select: Select, seg: SegmentSpec) -> list[Source]:
         if select.records:
@@ -290,8 +294,8 @@ class _Planner:
             max_frames = self.frames(STILL_SECONDS * 2)  # a featured still holds longer than a montage one
         shot = self.shot(src, max_frames, seg.start, exact=seg.seconds is not None or src.visual == "image", seg=seg)
         if shot is None:
-            note = flash_note(self.analysis.pictures.get(seg.record), self.rate)
-            if note and not self.spec.flashes_allowed(seg):
+            note = self.flashing(seg, seg.record)
+            if note:
                 self.problem(seg, "record", f"record {seg.record} flashes in a way that risks photosensitive viewers "
                                             f"({note}) and no flash-free excerpt of the asked length exists; "
                                             "choose another record or start, or set allow_flashes: true")

@@ -95,9 +95,6 @@ class EpisodeSpec:
     def flashes_allowed(self, seg: SegmentSpec) -> bool:
         return self.allow_flashes if seg.allow_flashes is None else seg.allow_flashes
 
-    def line_of(self, segment_id: str) -> int:
-        return next((s.line for s in self.segments if s.id == segment_id), 1)
-
 
 # ---------------------------------------------------------------------------------------------
 # Every field, its JSON Schema and what it means: the source of the shipped schema

@@ -377,8 +377,3 @@ def analyze_pictures(source, cache: Cache | None = None, *, timeout_s: float | N
     if cache is not None:
         cache.write_json("analysis-pictures", key, result.to_json())
     return result
-
-
-def seconds_of(frame: int) -> float:
-    """For reports only."""
-    return float(Fraction(frame) / RATE)
