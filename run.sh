@@ -12,10 +12,11 @@ APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symb
 
 need_apt() {
   command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || return 0
-  fc-list 2>/dev/null | grep -q "Noto Sans CJK" || return 0
-  fc-list 2>/dev/null | grep -q "NotoSansArabic" || return 0
-  fc-list 2>/dev/null | grep -q "Symbola" || return 0
-  ldconfig -p 2>/dev/null | grep -q "libGL.so.1" || return 0
+  # captured first: under pipefail, `fc-list | grep -q` fails at random when grep exits early (SIGPIPE)
+  local fonts libs
+  fonts=$(fc-list 2>/dev/null || true); libs=$(ldconfig -p 2>/dev/null || true)
+  grep -q "Noto Sans CJK" <<<"$fonts" && grep -q "NotoSansArabic" <<<"$fonts" && grep -q "Symbola" <<<"$fonts" \
+    && grep -q "libGL.so.1" <<<"$libs" || return 0
   return 1
 }
 

@@ -199,9 +199,10 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     measuring = qc_piece_task.map(rendered, unmapped(profile))
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
     # the master's final file is re-measured by an independent meter; a preview keeps the level
-    # pass's own reading, so an edit does not pay a second decode of the whole programme
+    # pass's own reading, so an edit does not pay a second decode of the whole programme, and
+    # re-encodes only the sound the edit changed
     joined = compose.join(rendered, house, Path(out_file), title=timeline.title, chapters=master.chapters(timeline),
-                          level=True, verify=profile == "master",
+                          level=True, verify=profile == "master", splice=profile != "master",
                           progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
     progress.finish("join")
     for future in measuring:
@@ -370,6 +371,7 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
         "act_breaks": master.act_breaks(timeline),
         "chapters": [c.to_json(timeline.rate) for c in master.chapters(timeline)],
         "loudness": joined.loudness,
+        "sound_encode": joined.sound_encode,
         "qc": qc.summary(qc_report) if qc_report else None,
         "build_seconds": round(seconds, 1), "warnings": warnings,
     }

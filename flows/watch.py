@@ -77,9 +77,10 @@ def watch(spec: Path, build: Callable[[], dict], say: Callable[[str], None], *,
             return
         for line in changes(last, result):
             say(line)
-        pieces = result["pieces"]
+        pieces, sound = result["pieces"], result.get("sound_encode")
+        resound = f", {sound['encoded_seconds']:.1f} s of sound re-encoded" if sound else ""
         say(f"[bold]rebuilt[/] in {time.monotonic() - started:.1f} s: {pieces['rendered']} of {pieces['total']} "
-            f"pieces rendered, episode {'rewritten' if result['episode_rewritten'] else 'unchanged'}")
+            f"pieces rendered, episode {'rewritten' if result['episode_rewritten'] else 'unchanged'}{resound}")
         last = result
 
     once()

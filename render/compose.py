@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tempfile
 import wave
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__, ffmpeg, master, normalize, text
+from . import __version__, ffmpeg, master, normalize, programme_sound, text
 from .cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
 from .errors import FfmpegError
 from .house import BACKGROUND, HouseFormat
@@ -325,73 +326,99 @@ class Joined:
     rewritten: bool
     key: str
     loudness: dict | None = None  # build.json's "loudness" (levelled joins only)
+    sound_encode: dict | None = None  # spliced joins: AAC frames encoded afresh and reused
 
 
 def join(segments: list[RenderedPiece], house: HouseFormat, out: Path, *, title: str = "",
-         chapters: tuple[master.Chapter, ...] = (), level: bool = False, verify: bool = True,
+         chapters: tuple[master.Chapter, ...] = (), level: bool = False, verify: bool = True, splice: bool = False,
          progress: Callable[[float], None] | None = None) -> Joined:
-    """Join rendered pieces into one MP4: video by stream copy, sound encoded once to AAC.
+    """Join rendered pieces into one MP4: video by stream copy, sound encoded to AAC.
 
     ``level`` levels the programme's sound to the delivery loudness (``master.level_programme``) and
-    (``verify``) re-measures the final file; ``chapters`` are written into the MP4. Does nothing (``rewritten``
-    False) when ``out`` already holds exactly this join: a sidecar written after the file records
-    its key, size and loudness figures.
+    (``verify``) re-measures the final file; ``chapters`` are written into the MP4. ``splice`` (the
+    preview's choice) levels by one gain and re-encodes only the sound that changed since the last
+    join into ``out`` (``programme_sound``). Does nothing (``rewritten`` False) when ``out`` already
+    holds exactly this join: a sidecar written after the file records its key, size and loudness figures.
     """
     key = key_of("join", COMPOSE_VERSION, house.key(), title, [s.key for s in segments],
                  [c.to_json(house.rate) for c in chapters], [master.level_key(), verify] if level else None)
     sidecar = out.with_name(f".{out.name}.key")
+    kept_sound = out.with_name(f".{out.name}.aac")  # the spliced preview's programme AAC, for the next edit
+    done: dict = {}
     try:
         done = json.loads(sidecar.read_text())
         if out.exists() and done["key"] == key and done["size"] == out.stat().st_size:
             return Joined(False, key, done.get("loudness"))
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        done = done if isinstance(done, dict) else {}
     frames = sum(s.frames for s in segments)
     total_samples = samples_for(frames, house.rate)
     seconds = float(to_seconds(frames, house.rate))
-    loudness = None
+    loudness, layout, sound_encode = None, None, None
+    meters = ([master.piece_meter(s.audio, float(to_seconds(s.frames, house.rate))) for s in segments]
+              if level else [])
+    if splice:
+        previous = programme_sound.Layout.from_json(done.get("sound"))
+        plan = (master.preview_plan(master.programme_loudness(meters), previous.gain_db if previous else None)
+                if level else None)
+        if plan is None or plan.mode != "limited":  # a limiter's sound cannot be spliced: level it all, below
+            layout = programme_sound.Layout(tuple((s.key, samples_for(s.frames, house.rate)) for s in segments),
+                                            total_samples, plan.gain_db if plan and plan.mode == "linear" else 0.0)
     with tempfile.TemporaryDirectory(prefix="remixtv-join-") as tmpdir:
-        vlist, alist, meta = Path(tmpdir) / "video.txt", Path(tmpdir) / "audio.txt", Path(tmpdir) / "chapters.txt"
-        vlines, alines, start = [], [], 0
+        work = Path(tmpdir)
+        vlist, alist, meta = work / "video.txt", work / "audio.txt", work / "chapters.txt"
+        vlines, start = [], 0
         for s in segments:
             # exact cumulative durations: the concat demuxer would otherwise trust the MP4's
             # millisecond-rounded movie duration and jitter every join by up to half a millisecond
             a = round(to_seconds(start, house.rate) * 1_000_000)
             b = round(to_seconds(start + s.frames, house.rate) * 1_000_000)
-            vlines.append(f"file '{_concat_path(s.video)}'\nduration {(b - a) / 1e6:.6f}\n")
-            alines.append(f"file '{_concat_path(s.audio)}'\n")
+            vlines.append(f"{ffmpeg.concat_entry(s.video)}duration {(b - a) / 1e6:.6f}\n")
             start += s.frames
         vlist.write_text("".join(vlines))
-        alist.write_text("".join(alines))
+        alist.write_text("".join(ffmpeg.concat_entry(s.audio) for s in segments))
         meta.write_text(master.ffmetadata(chapters, house.rate), encoding="utf-8")
+
+        def mux(tmp: Path, audio_in: list[str], audio_out: list[str], verbose: bool = False) -> str:
+            argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
+                    "-f", "concat", "-safe", "0", "-i", str(vlist), *audio_in,
+                    "-f", "ffmetadata", "-i", str(meta),
+                    "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
+                    "-c:v", "copy", *audio_out, "-metadata", f"title={title}",
+                    "-movflags", "+faststart", "-movie_timescale", str(house.rate.numerator), "-f", "mp4", str(tmp)]
+            return ffmpeg.run(argv, timeout_s=300 + seconds,
+                              progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
+
         with atomic_path(out) as tmp:
-            def encode(audio_filter: str) -> str:
-                # the level chain runs before the exact trim, so the sound still ends on the picture's last sample
-                argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if level else "error",
-                        "-f", "concat", "-safe", "0", "-i", str(vlist),
-                        "-f", "concat", "-safe", "0", "-i", str(alist),
-                        "-f", "ffmetadata", "-i", str(meta),
-                        "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
-                        "-c:v", "copy",
-                        "-af", f"{audio_filter},apad=whole_len={total_samples},atrim=end_sample={total_samples}",
-                        *house.audio_codec_args(), "-metadata", f"title={title}",
-                        "-movflags", "+faststart", "-movie_timescale", str(house.rate.numerator),
-                        "-f", "mp4", str(tmp)]
-                return ffmpeg.run(argv, timeout_s=300 + seconds,
-                                  progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
-
-            if level:
-                meters = [master.piece_meter(s.audio, float(to_seconds(s.frames, house.rate))) for s in segments]
-                loudness = master.level_programme(meters, alist, encode, tmp, timeout_s=300 + 2 * seconds,
-                                                  verify=verify)
+            if layout is not None:
+                sound = work / "programme.aac"
+                result = programme_sound.encode([s.audio for s in segments], layout, house, sound, work,
+                                                previous=(previous, kept_sound) if previous else None,
+                                                timeout_s=300 + seconds)
+                mux(tmp, ["-f", "aac", "-i", str(sound)], programme_sound.mux_args(layout, house))
+                sound_encode = result.to_json()
+                if level:
+                    loudness = master.planned_loudness(plan, meters)
             else:
-                encode("anull")
-    write_text_atomic(sidecar, json.dumps({"key": key, "size": out.stat().st_size, "loudness": loudness}))
-    return Joined(True, key, loudness)
+                def encode(audio_filter: str) -> str:
+                    # the level chain runs before the exact trim, so the sound still ends on the picture's last sample
+                    return mux(tmp, ["-f", "concat", "-safe", "0", "-i", str(alist)],
+                               ["-af", f"{audio_filter},apad=whole_len={total_samples},atrim=end_sample={total_samples}",
+                                *house.audio_codec_args()], verbose=level)
 
-
-def _concat_path(path: Path) -> str:
-    return str(path.resolve()).replace("'", "'\\''")
+                if level:
+                    loudness = master.level_programme(meters, alist, encode, tmp, timeout_s=300 + 2 * seconds,
+                                                      verify=verify)
+                else:
+                    encode("anull")
+        if layout is not None:
+            os.replace(sound, kept_sound)
+        else:
+            kept_sound.unlink(missing_ok=True)
+    write_text_atomic(sidecar, json.dumps({"key": key, "size": out.stat().st_size, "loudness": loudness,
+                                           "sound": layout.to_json() if layout else None,
+                                           "sound_encode": sound_encode}))
+    return Joined(True, key, loudness, sound_encode)
 
 
 def render_timeline(timeline: Timeline, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,

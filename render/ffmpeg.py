@@ -53,6 +53,11 @@ def untrusted_input(link: Path, demuxer: str | None = None) -> list[str]:
     return opts + ["-i", f"file:{link}"]
 
 
+def concat_entry(path: Path) -> str:
+    """A ``file`` line of a concat-demuxer listing, quoted for any path."""
+    return "file '" + str(path.resolve()).replace("'", "'\\''") + "'\n"
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """A finished command: its argv, stderr tail and wall time."""

@@ -342,6 +342,40 @@ def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[
     }
 
 
+#: A preview keeps the gain of its previous build while that still lands this close to the target, so an
+#: edit that moves the programme's loudness a little re-encodes only the sound it changed.
+PREVIEW_HOLD_LU = 0.5
+
+
+def preview_plan(before: ProgrammeLoudness, previous_gain_db: float | None, target: float = TARGET_LUFS) -> LevelPlan:
+    """The preview's level: one gain (no limiter, so the encoded sound can be spliced), the previous
+    build's if it still lands within ``PREVIEW_HOLD_LU`` with the peak under the ceiling; ``limited``
+    when no single gain holds the peak (the caller then levels the whole programme as the master does)."""
+    plan = plan_level(before, target)
+    if plan.mode == "linear" and previous_gain_db is not None:
+        i, tp, _, _ = _measured(before)
+        if abs(i + previous_gain_db - target) <= PREVIEW_HOLD_LU and tp + previous_gain_db <= plan.ceiling_dbtp:
+            return LevelPlan("linear", previous_gain_db, before, plan.ceiling_dbtp)
+    return plan
+
+
+def planned_loudness(plan: LevelPlan, meters: Sequence[PieceMeter], target: float = TARGET_LUFS,
+                     max_tp: float = TRUE_PEAK_DBTP) -> dict:
+    """build.json's ``loudness`` for a programme levelled by one plain gain and not re-measured: the
+    per-piece meters' figures moved by that gain (exact for a gain, before the AAC encode)."""
+    b = plan.before
+    shift = plan.gain_db if plan.mode == "linear" else 0.0
+    short = max((v for m in meters for v in m.short_term), default=FLOOR)
+    return {
+        "integrated_lufs": round(b.integrated_lufs + shift, 2), "lra_lu": round(b.lra_lu, 2),
+        "true_peak_dbtp": round(b.true_peak_dbtp + shift, 2), "max_short_term_lufs": round(short + shift, 2),
+        "meter": "per-piece ebur128 blocks moved by the programme gain (the final file is not re-measured)",
+        "final_file_measured": False, "target_lufs": target, "ceiling_dbtp": max_tp, **plan.to_json(),
+        "before": {**b.to_json(), "from": "per-piece ebur128 blocks, BS.1770 gating"},
+        "loudnorm": None, "joins": 1, "tuning_passes": 0,
+    }
+
+
 def level_key(target: float = TARGET_LUFS, max_tp: float = TRUE_PEAK_DBTP) -> dict:
     """What a join's cache key needs to know about levelling."""
     return {"master": MASTER_VERSION, "meter": METER_VERSION, "target": target, "tp": max_tp,
