@@ -2,15 +2,18 @@
 
 The programme, in order: a clip flashing black/white five times a second (no sound track); a 2 s
 act break; a black, silent upload cut as two segments of 1.5 s each (so two pieces, neither long
-enough to report alone); a title card; a clip whose left half is super-white (luma 250).
+enough to report alone); a title card; a clip whose left half is super-white (luma 250), which
+conform legalises.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import corpus, lavfi, source_of
 
@@ -83,11 +86,32 @@ def test_what_the_timeline_made_dark_still_or_silent_is_expected_not_failed(repo
     assert spans(checks["silence"]["expected"]) == [(0, 60, ["flash"]), (210, 330, ["card", "hot"])]
 
 
-def test_luma_out_of_range_is_reported_where_it_is(report):
+def test_a_super_white_upload_is_legalised_by_conform_and_passes_qc(made, report):
     luma = report["checks"]["luma"]
-    assert luma["passed"] is False
-    assert spans(luma["ranges"]) == [(300, 330, ["hot"])]
-    assert luma["frames_out_of_range"] == 30 and luma["ymax"] >= 245
+    assert luma["passed"] is True and luma["frames_out_of_range"] == 0, luma
+    # pixels: the upload's super-white half (luma 250) is clipped to legal white in the episode
+    episode = made[2]
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{float(315 / RATE):.4f}", "-i", str(episode),
+                          "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                         capture_output=True, check=True).stdout
+    y = np.frombuffer(raw[:960 * 540], np.uint8).reshape(540, 960)  # the Y plane as coded
+    white = y[100:440, 300:400]  # inside the clip's left half, clear of its edges
+    assert 232 <= np.median(white) <= 235 and white.max() <= 237, (np.median(white), white.max())
+
+
+def test_luma_out_of_range_is_reported_where_it_is(tmp_path):
+    """QC checks the delivered file rather than trusting conform: a piece that did not come
+    through it (luma 250 over the left half of 30 of 60 frames) is reported frame-exactly."""
+    from render import qc
+    from render.house import profile
+
+    house = profile("preview")
+    video = lavfi(tmp_path / "hot.mp4", "color=c=gray:s=960x540:r=30000/1001:d=2.002",
+                  "-vf", r"format=yuv420p,geq=lum='if(lt(X\,480)*gte(N\,15)*lt(N\,45)\,250\,128)':cb=128:cr=128",
+                  "-frames:v", "60", *house.video_codec_args())
+    audio = lavfi(tmp_path / "hot.wav", "anullsrc=r=48000:cl=stereo", "-t", f"{float(60 / RATE):.6f}")
+    got = qc.measure_piece(video, audio, 60, house)
+    assert got.illegal == ((15, 45),) and got.ymax >= 245, (got.illegal, got.ymax)
 
 
 def test_flashing_is_flagged_within_the_flashing_clip(report):
