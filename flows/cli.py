@@ -118,7 +118,9 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
     started = time.monotonic()
     if dask and cache:
         cache = str(Path(cache).resolve())  # workers elsewhere do not share our current directory
-    with runners.dask(dask, cache, quiet=not verbose), bars.progress:
+    # no server configured: Prefect's ephemeral one lives and dies with this process
+    with runners.dask(dask, cache, quiet=not verbose), bars.progress, \
+            runners.heartbeats_off(when=not os.environ.get("PREFECT_API_URL")):
         result = build_flow(str(spec), profile, out, cache, variables=variables)
     folder = storage.join_uri(out, spec.stem, profile) if storage.is_uri(out) else Path(out) / spec.stem / profile
     console.print(f"[bold]{result['title']}[/]: {result['duration']} ({result['frames']} frames), "

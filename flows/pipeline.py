@@ -19,6 +19,7 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from render import __version__, compose, master, normalize, qc
 from render import credits as credits_mod
@@ -64,7 +65,11 @@ class IntakeReport:
 
 def _chunks(items: list, per_worker: int = 4) -> list[list]:
     """Split work into a few chunks per worker: each Prefect task run costs tens of milliseconds
-    of bookkeeping, which a per-record task would pay hundreds of times on every build."""
+    of bookkeeping, which a per-record task would pay hundreds of times on every build.
+
+    Task arguments that hold our own data (records, sources, pieces) are passed ``quote``d: Prefect
+    otherwise walks every object in them looking for futures, which for 30 pieces each given the
+    call-out's 170 sources cost seconds of every build (measured 5.3 s vs 1.1 s for 30 tasks)."""
     size = max(1, -(-len(items) // (WORKERS * per_worker)))
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -83,7 +88,8 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     """Read a call-out folder; accept or quarantine (with a reason) every record."""
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
-    futures = intake_records_task.map(unmapped(callout), _chunks(list(callout.records)), unmapped(cache_root))
+    futures = intake_records_task.map(unmapped(quote(callout)), [quote(c) for c in _chunks(list(callout.records))],
+                                      unmapped(cache_root))
     results = [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
                for r in rs]
     progress.finish("intake")
@@ -145,7 +151,7 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     todo = [s for s in report.sources.values()
             if s.media and (s.media.audio or (full and s.media.video and not s.media.is_image))]
     progress.start("analyze", len(todo), "analyze")
-    futures = analyze_records_task.map(_chunks(todo), unmapped(cache_root), unmapped(full))
+    futures = analyze_records_task.map([quote(c) for c in _chunks(todo)], unmapped(cache_root), unmapped(full))
     results = [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs]) for r in rs]
     progress.finish("analyze")
     failed = tuple(r.quarantined for r in results if r.quarantined is not None)
@@ -191,8 +197,8 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     house = house_profile(profile)
     parts = compose.pieces(timeline)
     progress.start("render", timeline.frames, "render")
-    futures = render_piece_task.map(parts, unmapped(sources), unmapped(profile), unmapped(fit_mode),
-                                    unmapped(cache_root))
+    futures = render_piece_task.map([quote(p) for p in parts], unmapped(quote(sources)), unmapped(profile),
+                                    unmapped(fit_mode), unmapped(cache_root))
     rendered = runners.gather(futures, "render", lambda i, p: [(f"{parts[i].segment_id}/{parts[i].index}", p.frames)])
     progress.finish("render")
     # pieces are measured for QC while the join encodes (the AAC encoder keeps one core busy)
@@ -207,7 +213,7 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     progress.finish("join")
     for future in measuring:
         future.result()
-    report = qc_task(timeline, rendered, out_file, joined, profile, sources)
+    report = qc_task(quote(timeline), quote(rendered), out_file, joined, profile, quote(sources))
     return rendered, joined, report
 
 
@@ -252,7 +258,7 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
         Path(clips_dir).mkdir(parents=True, exist_ok=True)
         sources = list(report.sources.values())
         progress.start("clips", len(sources), "clips")
-        futures = write_clip_task.map(sources, unmapped(report.callout),
+        futures = write_clip_task.map([quote(s) for s in sources], unmapped(quote(report.callout)),
                                       [analysis.loudness.get(s.record.record_id) for s in sources],
                                       unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
         results = runners.gather(futures, "clips", lambda i, _: [(sources[i].record.record_id, 1)])

@@ -27,7 +27,7 @@ from . import ffmpeg
 from .callout import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
 
 #: Bump whenever the output changes, so folders made by an older generator are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: test-chart uploads move (QC flagged them as frozen pictures)
 
 _FONTS = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 _FONT = _FONTS / "DejaVuSans.ttf"
@@ -289,6 +289,8 @@ def _source(name: str, w: int, h: int, rate: str, seed: int) -> str:
         one = _filter("drawtext", fontfile=_FONT_BOLD, text="1", fontsize=h * 3 // 5, fontcolor="white@0.85",
                       x=f"(w-tw)/2+sin(t*1.{seed % 9 + 1})*w/4", y=f"(h-th)/2+cos(t*0.{seed % 7 + 3})*h/6")
         return f"{plate},{one}"
+    if name in ("smptebars", "smptehdbars", "pal75bars"):  # bars scroll: a phone filming a chart is never still
+        return f"{_filter(name, s=size, r=rate)},scroll=horizontal=0.004"
     return _filter(name, s=size, r=rate)
 
 

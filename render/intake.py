@@ -120,7 +120,17 @@ def _media(cache: Cache, link: Path, content_hash: str, max_pixels: int) -> Medi
     cached = cache.read_json("probe", key)
     if cached is not None and "ffprobe" in cached:
         return probe.from_document(cached)
-    info, document = probe.read_media(link, max_pixels)  # raises MediaRejected
+    if cached is not None and cached.get("max_pixels") == max_pixels and "rejected" in cached:
+        raise MediaRejected(cached["rejected"], cached.get("evidence", ""))
+    try:
+        info, document = probe.read_media(link, max_pixels)
+    except MediaRejected as exc:
+        # a verdict on these bytes, kept so every later build does not probe a broken upload again;
+        # a probe that ran out of time judged nothing and is tried again next build
+        if "timed out" not in exc.evidence:
+            cache.write_json("probe", key, {"rejected": exc.reason, "evidence": exc.evidence[-4000:],
+                                            "max_pixels": max_pixels})
+        raise
     cache.write_json("probe", key, document)
     return info
 

@@ -538,6 +538,11 @@ def test_pictures_over_the_pixel_cap_are_quarantined_before_decoding(tmp_path, m
     assert isinstance(got, Quarantined)
     assert got.reason == "picture is 16000x10000 (160 megapixels), over the 120 megapixel limit"
     assert "exceeds specified max pixel count" in got.evidence  # refused from the header, never allocated
+    from render import ffmpeg
+
+    with monkeypatch.context() as m:  # the verdict on those bytes is kept: the next build probes nothing
+        m.setattr(ffmpeg, "run", lambda *a, **k: pytest.fail("a rejected upload was probed again"))
+        assert intake_record(callout, bomb, cache).reason == got.reason
     assert isinstance(intake_record(callout, pano, cache), Source)
     monkeypatch.setenv("REMIXTV_MAX_MEGAPIXELS", "1")
     got = intake_record(callout, pano, cache)  # 1600x647 = 1.04 MP
