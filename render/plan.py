@@ -23,7 +23,7 @@ from .house import RATE
 from .intake import Source
 from .spec import EpisodeSpec, SegmentSpec, Select
 from .timebase import timecode, to_frames, to_seconds
-from .timeline import Bed, Segment, Shot, Timeline
+from .timeline import CUT, Bed, Segment, Shot, Timeline, Transition
 
 TARGET_LUFS = -24.0  # records are pre-levelled towards the programme target (ATSC A/85)
 MAX_GAIN_DB = 18.0
@@ -384,6 +384,49 @@ class _Planner:
         self.beds[seg.id] = Bed(seg.music, to_seconds(head, self.rate), gain_db(loud))
         return tuple(shots)
 
+    def transitions(self, laid: list[tuple[SegmentSpec, tuple[Shot, ...]]]) -> list[tuple[Shot, ...]]:
+        """Every shot with its ``enter`` transition, in frames, clamped to what its two shots can hold.
+
+        A transition sits on its cut and changes no length, so this never moves the runtime. A shot must
+        hold the second half of its incoming transition plus the first half of its outgoing one; going
+        through the programme in order, a transition that does not fit is shortened to what does (with a
+        warning naming the segment), or dropped to a cut under two frames. A crossfade into or out of an
+        act break plays as a dip: the break stays black.
+        """
+        out: list[tuple[Shot, ...]] = []
+        prev: Shot | None = None  # the previous shot in programme order, as placed
+        prev_type = ""
+        for seg, shots in laid:
+            placed = []
+            for j, shot in enumerate(shots):
+                want = seg.transition if j else seg.transition_in
+                enter = CUT
+                if prev is not None and want.type != "cut":
+                    kind = want.type
+                    if kind == "crossfade" and j == 0 and "act_break" in (seg.type, prev_type):
+                        kind = "dip"
+                    asked = self.frames(want.seconds)
+                    room = prev.frames - prev.enter.after_frames  # what the outgoing shot has left to give
+                    fits = min(asked, 2 * room + 1, 2 * shot.frames)
+                    where = f"segment {seg.id}: " + (f"transition_in ({kind})" if j == 0 else
+                                                     f"{kind} into shot {j + 1}")
+                    if fits < 2:
+                        self.warnings.append(f"{where} dropped to a cut: the shots either side are too short "
+                                             f"to hold any of its {timecode(asked, self.rate)}")
+                    else:
+                        if fits < asked:
+                            self.warnings.append(f"{where} shortened from {timecode(asked, self.rate)} to "
+                                                 f"{timecode(fits, self.rate)} ({fits} frames): the shots either "
+                                                 "side are too short to hold it")
+                        enter = Transition(kind, fits)
+                shot = replace(shot, enter=enter)
+                placed.append(shot)
+                prev = shot
+            if shots:
+                prev_type = seg.type
+            out.append(tuple(placed))
+        return out
+
     def fill(self, seg: SegmentSpec, frames: int) -> tuple[Shot, ...]:
         """Exactly ``frames`` frames of the best unused material, varied by kind."""
         pool = self.candidates(seg.select, seg)
@@ -448,10 +491,10 @@ def plan(spec: EpisodeSpec, callout: CallOut, sources: Mapping[str, Source], ana
     if p.problems:
         raise SpecError(p.problems)
     segments, start = [], 0
-    for seg in spec.segments:
-        shots = laid[seg.id]
+    placed = p.transitions([(seg, laid[seg.id]) for seg in spec.segments])
+    for seg, shots in zip(spec.segments, placed):
         n = sum(s.frames for s in shots)
         segments.append(Segment(seg.id, seg.type, start, n, shots, seg.line, p.beds.get(seg.id)))
         start += n
-    assert start == runtime, (start, runtime)
+    assert start == runtime, (start, runtime)  # transitions sit on cuts: they never change a length
     return Timeline(spec.title, p.rate, tuple(segments), tuple(p.warnings))

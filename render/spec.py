@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,20 +24,27 @@ SONG_KINDS = ("video", "animation", "photo", "illustration")
 FIT_MODES = ("blur", "pad", "crop")
 ORDERS = ("listed", "quality", "random")
 CUT_ON = ("shots", "beats")
+TRANSITION_TYPES = ("cut", "crossfade", "dip")
+#: a transition's length when the spec names only its type
+TRANSITION_SECONDS = {"cut": Fraction(0), "crossfade": Fraction(1, 2), "dip": Fraction(1)}
+MAX_TRANSITION_SECONDS = Fraction(4)  # longer than this is a segment of its own, not a transition
+_TRANSITION_TEXT = re.compile(r"^\s*([A-Za-z_-]+)(?:\s+(\S+))?\s*$")  # 'crossfade', 'crossfade 0.5s'
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share",
             "allow_flashes", "vars", "defaults"}
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SEGMENT_KEYS = {
-    "card": {"text", "subtitle", "seconds"},
-    "feature": {"record", "max_seconds", "seconds", "start", "allow_flashes", "lower_third_seconds", "bed", "bed_db"},
+    "card": {"text", "subtitle", "seconds", "transition_in"},
+    "feature": {"record", "max_seconds", "seconds", "start", "allow_flashes", "lower_third_seconds", "bed", "bed_db",
+                "transition", "transition_in"},
     "montage": {"select", "shot_seconds", "music", "cut_on", "seconds", "allow_flashes", "lower_third_seconds", "bed",
-                "bed_db"},
-    "song": {"record", "select", "shot_seconds", "seconds", "allow_flashes", "lower_third_seconds"},
-    "fill": {"select", "max_shot_seconds", "allow_flashes", "bed", "bed_db"},
-    "credits": {"seconds", "min_name_seconds"},
-    "act_break": {"seconds"},
+                "bed_db", "transition", "transition_in"},
+    "song": {"record", "select", "shot_seconds", "seconds", "allow_flashes", "lower_third_seconds", "transition",
+             "transition_in"},
+    "fill": {"select", "max_shot_seconds", "allow_flashes", "bed", "bed_db", "transition", "transition_in"},
+    "credits": {"seconds", "min_name_seconds", "transition_in"},
+    "act_break": {"seconds", "transition_in"},
 }
 SELECT_KEYS = {"kinds", "tags", "records", "exclude_used", "order", "limit"}
 
@@ -52,6 +59,17 @@ class Select:
     exclude_used: bool = True
     order: str = "quality"
     limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSpec:
+    """A transition as written: its type and length in seconds (the planner turns them into frames)."""
+
+    type: str = "cut"
+    seconds: Fraction = Fraction(0)
+
+
+CUT = TransitionSpec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +95,8 @@ class SegmentSpec:
     lower_third_seconds: Fraction = Fraction(4)  # attribution over feature/montage pictures; 0: none
     bed: str = ""  # a music record under the segment, ducked under speech
     bed_db: float = -10.0  # the bed's level against the (pre-levelled) programme
+    transition: TransitionSpec = CUT  # between this segment's own shots
+    transition_in: TransitionSpec = CUT  # from the previous segment's last shot into this one's first
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +127,14 @@ _FLAG = {"type": "boolean"}
 _TEXT = {"type": "string", "minLength": 1}
 _RECORD = {"type": "string", "minLength": 1, "description": "a record_id of the call-out, e.g. R0042"}
 _NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}]}
+# one schema for both forms ('crossfade 0.5s' and {type: crossfade, seconds: 0.5}): pattern applies to the
+# text, the rest to the mapping, so an editor names the exact mistake rather than "not valid under anyOf"
+_TRANSITION = {"type": ["string", "object"], "pattern": r"^\s*(cut|crossfade|dip)(\s+\d+(\.\d+)?s?)?\s*$|\{\{",
+               "required": ["type"], "additionalProperties": False,
+               "properties": {"type": {"enum": list(TRANSITION_TYPES)},
+                              "seconds": {"anyOf": [{"type": "number", "exclusiveMinimum": 0,
+                                                     "maximum": float(MAX_TRANSITION_SECONDS)},
+                                                    {"type": "string"}]}}}
 
 TOP_FIELDS: dict[str, tuple[dict, str]] = {
     "title": (_TEXT, "The episode's title: on the file, in build.json and the credits."),
@@ -156,6 +184,13 @@ SEGMENT_FIELDS: dict[str, tuple[dict, str]] = {
                             ("feature, montage, song: how long the lower third (the record's title and its "
                              "contributors' credit names, inside title-safe) stays up on each picture; default 4, "
                              "0 for none.")),
+    "transition": (_TRANSITION, ("feature, montage, song, fill: how this segment's own shots give way to each other: "
+                                 "cut (default), {type: crossfade, seconds: 0.5} or {type: dip, seconds: 1} (also "
+                                 "written 'crossfade 0.5s'); without seconds a crossfade lasts 0.5 s, a dip 1 s; at "
+                                 "most 4 s. Centred on the cut: it never changes a length.")),
+    "transition_in": (_TRANSITION, ("How the previous segment gives way to this one (same forms as transition). "
+                                    "A crossfade into or out of an act_break plays as a dip (the break stays black); "
+                                    "the first segment takes none (from defaults it is ignored).")),
 }
 SELECT_FIELDS: dict[str, tuple[dict, str]] = {
     "kinds": (_NAMES, f"Record kinds to use: {', '.join(KINDS)}."),
@@ -214,6 +249,7 @@ class _Reader:
         self.lines: dict[str, int] = {}
         self.problems: list[SpecProblem] = []
         self.variables = dict(variables or {})
+        self.defaulted: set[str] = set()  # "segments[i].key" filled in from defaults:
         self._scalars = yaml.SafeLoader("")  # only its scalar constructors are used
 
     def substitute(self, text: str, line: int, where: str):
@@ -351,8 +387,13 @@ def _apply_defaults(r: _Reader, data: dict) -> dict:
         base.update(defaults.get(stype) or {} if isinstance(defaults.get(stype), dict) else {})
         for key in base:
             if key not in seg:  # a field filled from defaults reports problems at the default's line
-                r.lines[f"segments[{i}].{key}"] = r.lines.get(f"defaults.{stype}.{key}",
-                                                              r.lines.get(f"defaults.all.{key}", 1))
+                own = defaults.get(stype) if isinstance(defaults.get(stype), dict) else {}
+                origin = f"defaults.{stype}.{key}" if key in own else f"defaults.all.{key}"
+                r.lines[f"segments[{i}].{key}"] = r.lines.get(origin, 1)
+                for sub in ("type", "seconds"):  # a mapping's own fields too (transition.seconds)
+                    if f"{origin}.{sub}" in r.lines:
+                        r.lines[f"segments[{i}].{key}.{sub}"] = r.lines[f"{origin}.{sub}"]
+                r.defaulted.add(f"segments[{i}].{key}")
         merged.append({**base, **seg})
     return {**data, "segments": merged}
 
@@ -423,6 +464,13 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
         seg = _segment(r, raw, f"segments[{i}]", seen)
         if seg:
             segments.append(seg)
+    if segments and segments[0].transition_in.type != "cut" and isinstance(raw_segments[0], dict):
+        # nothing comes before the first segment; a house transition from defaults simply does not apply
+        if "segments[0].transition_in" in r.defaulted:
+            segments[0] = replace(segments[0], transition_in=CUT)
+        else:
+            r.at("segments[0].transition_in", "the first segment has nothing before it to transition from; "
+                                              "remove transition_in (the programme starts on a cut)")
     base = r.path.parent
     return EpisodeSpec(
         path=r.path, title=str(title),
@@ -484,6 +532,11 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
             r.at(f"{where}.bed_db", "must be a level in dB between -60 and 0, e.g. -10")
         else:
             kw["bed_db"] = float(value)
+    for key in ("transition", "transition_in"):
+        if key in raw and key in allowed:
+            value = _transition(r, raw[key], f"{where}.{key}")
+            if value is not None:
+                kw[key] = value
     if "lower_third_seconds" in raw:
         kw["lower_third_seconds"] = _duration(r, raw["lower_third_seconds"], f"{where}.lower_third_seconds",
                                               positive=False)
@@ -533,6 +586,54 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         kw["min_name_seconds"] = value
     kw = {k: v for k, v in kw.items() if v is not None}
     return SegmentSpec(id=str(sid), type=stype, line=line, **kw) if ok else None
+
+
+def _transition(r: _Reader, value, where: str) -> TransitionSpec | None:
+    """``cut``, ``crossfade``, ``dip 1s`` or ``{type: crossfade, seconds: 0.5}`` -> TransitionSpec (None: a problem)."""
+    example = "e.g. cut, 'crossfade 0.5s' or {type: crossfade, seconds: 0.5}"
+    seconds_where = f"{where}.seconds"
+    if isinstance(value, str):
+        m = _TRANSITION_TEXT.match(value)
+        if not m:
+            r.at(where, f"not a transition: {value!r}; {example}")
+            return None
+        kind, seconds = m.group(1), m.group(2)
+        seconds_where = where
+    elif isinstance(value, dict):
+        for key in value:
+            if key not in ("type", "seconds"):
+                r.at(f"{where}.{key}", f"not a field of a transition{_suggest(str(key), ('type', 'seconds'))}; "
+                                       "allowed: type, seconds")
+        if "type" not in value:
+            r.at(where, f"needs a type: one of {', '.join(TRANSITION_TYPES)}")
+            return None
+        kind, seconds = value["type"], value.get("seconds")
+    else:
+        r.at(where, f"must be a transition, {example}")
+        return None
+    if kind not in TRANSITION_TYPES:
+        r.at(f"{where}.type" if isinstance(value, dict) else where,
+             f"unknown transition type {kind!r}{_suggest(str(kind), TRANSITION_TYPES)}; one of "
+             f"{', '.join(TRANSITION_TYPES)}")
+        return None
+    if kind == "cut":
+        if seconds is not None:
+            r.at(seconds_where, "a cut has no length; remove seconds (or use crossfade or dip)")
+            return None
+        return CUT
+    if seconds is None:
+        return TransitionSpec(kind, TRANSITION_SECONDS[kind])
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds <= 0:
+        r.at(seconds_where, f"must be longer than zero, e.g. {{type: {kind}, seconds: {float(TRANSITION_SECONDS[kind]):g}}}")
+        return None
+    length = _duration(r, seconds, seconds_where)
+    if length is None:
+        return None
+    if length > MAX_TRANSITION_SECONDS:
+        r.at(seconds_where, f"at most {MAX_TRANSITION_SECONDS} s ({float(length):g} s given): a {kind} longer than "
+                            "that is a segment of its own")
+        return None
+    return TransitionSpec(kind, length)
 
 
 def _required_text(r: _Reader, raw: dict, where: str, field_name: str, what: str) -> str:

@@ -13,6 +13,41 @@ from .timebase import timecode
 
 SCHEMA = "remixtv.timeline/1"
 SOUND_KINDS = ("video", "audio")  # shot kinds that play their record's own sound
+TRANSITION_KINDS = ("cut", "crossfade", "dip")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """How one shot gives way to the next (OpenTimelineIO's model): it sits on the cut, centred on it,
+    and never moves the cut or changes any length.
+
+    ``crossfade``: over ``frames`` frames, ``before_frames`` of them before the cut and ``after_frames``
+    after, the outgoing shot runs on past its out point and the incoming one starts early (both borrow
+    handles), blended linearly in picture and sound. ``dip``: the outgoing shot fades to black and
+    silence over its last ``before_frames``, the incoming one fades up over its first ``after_frames``
+    (no handles). ``cut``: neither.
+    """
+
+    kind: str = "cut"
+    frames: int = 0
+
+    @property
+    def before_frames(self) -> int:
+        return self.frames // 2 if self.kind != "cut" else 0
+
+    @property
+    def after_frames(self) -> int:
+        return self.frames - self.frames // 2 if self.kind != "cut" else 0
+
+    @property
+    def is_cut(self) -> bool:
+        return self.kind == "cut" or self.frames <= 0
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "frames": self.frames}
+
+
+CUT = Transition()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +67,7 @@ class Shot:
     byline: str = ""  # credit names shown with text and audio visuals
     gain_db: float = 0.0  # pre-levelling gain for the record's sound
     label_frames: int = 0  # video/image: a lower third (``text`` over ``byline``) for the first N frames
+    enter: Transition = CUT  # from the previous shot in programme order (across a segment boundary too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +106,14 @@ class Segment:
     def record_ids(self) -> tuple[str, ...]:
         ids = [s.record_id for s in self.shots if s.record_id]
         return tuple(dict.fromkeys(ids + ([self.bed.record_id] if self.bed else [])))
+
+    def shot_starts(self) -> tuple[int, ...]:
+        """Programme frame where each shot starts (its cut, when it enters with a transition)."""
+        out, at = [], self.start_frame
+        for shot in self.shots:
+            out.append(at)
+            at += shot.frames
+        return tuple(out)
 
     def cuts(self) -> tuple[int, ...]:
         """Frames (from the segment start) where one shot gives way to the next."""
@@ -116,6 +160,11 @@ class Timeline:
                     out[shot.record_id] = out.get(shot.record_id, 0) + shot.frames
         return out
 
+    def transitions(self) -> tuple[tuple[int, Transition], ...]:
+        """Every transition that is not a cut, with the programme frame of its cut."""
+        return tuple((at, shot.enter) for seg in self.segments for shot, at in zip(seg.shots, seg.shot_starts())
+                     if not shot.enter.is_cut)
+
     def to_json(self) -> dict:
         return {
             "schema": SCHEMA, "title": self.title, "rate": str(self.rate), "frames": self.frames,
@@ -129,7 +178,10 @@ class Timeline:
                              "duck": [list(r) for r in s.bed.duck]}} if s.bed else {}),
                  "shots": [{"kind": h.kind, "frames": h.frames, "record": h.record_id or None,
                             "source_in_s": float(h.source_in_s),
-                            **({"lower_third_frames": h.label_frames} if h.label_frames else {})} for h in s.shots]}
+                            **({"lower_third_frames": h.label_frames} if h.label_frames else {}),
+                            **({"transition": {**h.enter.to_json(), "cut_frame": at,
+                                               "cut": timecode(at, self.rate)}} if not h.enter.is_cut else {})}
+                           for h, at in zip(s.shots, s.shot_starts())]}
                 for s in self.segments
             ],
             "warnings": list(self.warnings),
