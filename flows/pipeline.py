@@ -197,12 +197,26 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     house = house_profile(profile)
     parts = compose.pieces(timeline)
     progress.start("render", timeline.frames, "render")
-    futures = render_piece_task.map([quote(p) for p in parts], unmapped(quote(sources)), unmapped(profile),
+    # pieces already in the cache are found here, not as tasks: a task run costs tens of
+    # milliseconds of bookkeeping, and an edit leaves all but one or two pieces as they were
+    cache = Cache(Path(cache_root))
+    found: list[compose.RenderedPiece | None] = [compose.cached_piece(p, sources, house, fit_mode, cache)
+                                                 for p in parts]
+    todo = [i for i, r in enumerate(found) if r is None]
+    for p, r in zip(parts, found):
+        if r is not None:
+            progress.update("render", f"{p.segment_id}/{p.index}", p.frames)
+    futures = render_piece_task.map([quote(parts[i]) for i in todo], unmapped(quote(sources)), unmapped(profile),
                                     unmapped(fit_mode), unmapped(cache_root))
-    rendered = runners.gather(futures, "render", lambda i, p: [(f"{parts[i].segment_id}/{parts[i].index}", p.frames)])
+    fresh = runners.gather(futures, "render",
+                           lambda j, p: [(f"{parts[todo[j]].segment_id}/{parts[todo[j]].index}", p.frames)])
+    for i, r in zip(todo, fresh):
+        found[i] = r
+    rendered: list[compose.RenderedPiece] = [r for r in found if r is not None]
     progress.finish("render")
     # pieces are measured for QC while the join encodes (the AAC encoder keeps one core busy)
-    measuring = qc_piece_task.map(rendered, unmapped(profile))
+    measuring = qc_piece_task.map([p for p in rendered if qc.cached_piece_qc(p.video, p.frames) is None],
+                                  unmapped(profile))
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
     # the master's final file is re-measured by an independent meter; a preview keeps the level
     # pass's own reading, so an edit does not pay a second decode of the whole programme, and

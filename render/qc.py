@@ -189,15 +189,23 @@ def measure_piece(video: Path, audio: Path, frames: int, house: HouseFormat, tim
         last_sig=tuple(round(float(x), 3) for x in meter.last_sig))
 
 
-def piece_qc(video: Path, audio: Path, frames: int, house: HouseFormat) -> PieceQC:
-    """A piece's QC measures, cached in the piece's folder (keyed by everything the piece holds)."""
-    cached = video.parent / "qc-piece.json"
+def cached_piece_qc(video: Path, frames: int) -> PieceQC | None:
+    """A piece's QC measures as its folder holds them, or None if they must be taken."""
     try:
-        data = json.loads(cached.read_text())
+        data = json.loads((video.parent / "qc-piece.json").read_text())
         if data.get("version") == QC_VERSION and data.get("frames") == frames:
             return PieceQC.from_json(data)
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
+    return None
+
+
+def piece_qc(video: Path, audio: Path, frames: int, house: HouseFormat) -> PieceQC:
+    """A piece's QC measures, cached in the piece's folder (keyed by everything the piece holds)."""
+    found = cached_piece_qc(video, frames)
+    if found is not None:
+        return found
+    cached = video.parent / "qc-piece.json"
     result = measure_piece(video, audio, frames, house, timeout_s=120 + 2 * float(to_seconds(frames, house.rate)))
     write_text_atomic(cached, json.dumps(result.to_json()))
     return result
