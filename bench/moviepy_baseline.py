@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("IMAGEIO_FFMPEG_EXE", "/usr/bin/ffmpeg")
 
-from moviepy import (  # noqa: E402 - IMAGEIO_FFMPEG_EXE must be set before moviepy is imported
+from moviepy import (
     AudioFileClip,
     ColorClip,
     CompositeVideoClip,

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -13,7 +13,7 @@ AUDIO_RATE_HZ = 48_000
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 
 
-def parse_duration(text: str | int | float) -> Fraction:
+def parse_duration(text: str | float) -> Fraction:
     """``"22:00"``, ``"1:02:03.5"``, ``"90"``, ``4.5`` -> seconds as a Fraction. Raises ValueError."""
     if isinstance(text, bool):
         raise ValueError("expected a duration, got a boolean")
@@ -39,7 +39,7 @@ def parse_duration(text: str | int | float) -> Fraction:
     return value
 
 
-def to_frames(seconds: Fraction | float | int, rate: Fraction) -> int:
+def to_frames(seconds: Fraction | float, rate: Fraction) -> int:
     """Nearest whole frame to ``seconds`` at ``rate``."""
     return round(Fraction(seconds) * rate)
 
