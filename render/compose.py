@@ -31,12 +31,12 @@ from pathlib import Path
 from . import __version__, ffmpeg, master, normalize, programme_sound, text
 from .cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
 from .errors import FfmpegError
-from .house import BACKGROUND, HouseFormat
+from .house import BACKGROUND, LEGALISE, HouseFormat
 from .intake import Source
 from .timebase import samples_for, sec, to_seconds
 from .timeline import CUT, Bed, Shot, Timeline, Transition
 
-COMPOSE_VERSION = 5  # 3: waveforms of levelled sound; done.json fingerprints; 4: WebM alpha decoded; 5: transitions
+COMPOSE_VERSION = 6  # 3: waveforms of levelled sound; done.json fingerprints; 4: WebM alpha decoded; 5: transitions
 WAVE_COLOUR = "0xE8C547"
 
 
@@ -579,8 +579,10 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     # looped still (the loop filter) would otherwise leave unset and the muxer would call 25 fps. The
     # restamp is an integer one (setpts=N in 1/rate): N/(rate)/TB in a 1/rate timebase truncates to N-1
     # for some N, and fps then drops one frame and repeats another
+    # legalised last, once, so nothing after it can leave the range: scaling rings past it (the push-in
+    # over a still stretched a line drawing to 0-255), and typesetting and blends come after conform
     g.statements.append(f"[run_v]trim=start_frame={skip_v}:end_frame={skip_v + total_frames},"
-                        f"{g.cfr},fps={rate}[vout]")
+                        f"{g.cfr},fps={rate},format=yuv420p,{LEGALISE}[vout]")
     g.statements.append(f"[run_a]atrim=start_sample={skip_a}:end_sample={skip_a + samples_for(total_frames, rate)},"
                         "asetpts=N/SR/TB[aout]")
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *g.inputs,

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .house import BACKGROUND, LEGALISE, HouseFormat
+from .house import BACKGROUND, HouseFormat
 from .probe import MediaInfo
 from .timebase import AUDIO_RATE_HZ
 
-CONFORM_VERSION = 3  # 2: one time origin, house background pad, DC blocker, IVTC; 3: legal range
+CONFORM_VERSION = 2  # 2: one time origin, house background pad, DC blocker, IVTC
 ASPECT_TOLERANCE = Fraction(3, 100)  # within 3% of 16:9 we fill the frame rather than add borders
 PUSH_IN = Fraction(112, 100)  # moving stills end 12% closer than they start
 PAN_ASPECT = Fraction(2)  # pictures wider than 2:1 pan across instead of pushing in
@@ -143,7 +143,7 @@ def video_chain(input_label: str, out: str, media: MediaInfo, house: HouseFormat
     return [
         f"[{input_label}]{pre}[{tag}p]",
         *place(f"{tag}p", f"{tag}f", f, mode, alpha=media.video.has_alpha, tag=tag, rate=house.rate),
-        f"[{tag}f]format=yuv420p,{LEGALISE},tpad=stop_mode=clone:stop=-1,trim=end_frame={frames},setpts=PTS-STARTPTS[{out}]",
+        f"[{tag}f]format=yuv420p,tpad=stop_mode=clone:stop=-1,trim=end_frame={frames},setpts=PTS-STARTPTS[{out}]",
     ]
 
 
@@ -162,12 +162,12 @@ def still_chain(input_label: str, out: str, media: MediaInfo, house: HouseFormat
     head = [f"[{input_label}]{pre}[{tag}p]"]
     if aspect >= PAN_ASPECT:
         pw = _even(H * aspect)
-        move = (f"[{tag}p]{_scale(pw, H)},format=yuv420p,{LEGALISE},loop=loop={frames - 1}:size=1,"
+        move = (f"[{tag}p]{_scale(pw, H)},format=yuv420p,loop=loop={frames - 1}:size=1,"
                 f"setpts=N/({house.rate})/TB,crop={W}:{H}:x='({pw}-{W})*n/{last}':y=0")
         return head + [f"{move},trim=end_frame={frames}[{out}]"]
     ZW, ZH = _even(W * PUSH_IN), _even(H * PUSH_IN)
     f = fit(dw, dh, ZW, ZH, mode)
-    tail = (f"format=yuv420p,{LEGALISE},loop=loop={frames - 1}:size=1,setpts=N/({house.rate})/TB,"
+    tail = (f"format=yuv420p,loop=loop={frames - 1}:size=1,setpts=N/({house.rate})/TB,"
             # both sides shrink together and never below the frame: an aspect-derived height (h=-2)
             # can land 2 px short, and the crop would then show a line of garbage
             f"scale=w='trunc(({W}+{ZW - W}*(1-n/{last}))/2)*2':h='trunc(({H}+{ZH - H}*(1-n/{last}))/2)*2':eval=frame,"

@@ -18,9 +18,11 @@ Checks, each with a limit and a verdict:
 
 Cost: every measure that is local to a picture or sound is taken once per rendered piece and
 cached in the piece's folder (keyed like the piece), so a one-segment edit measures one piece. A
-piece is decoded once: ffmpeg point-samples the picture to 320x180 for ``signalstats`` (legal
-range: the area fraction is estimated from 57 600 samples a frame; signalstats costs about half
-the decode at that size, more than the decode at 480x270) and, separately, scales the whole picture
+piece is decoded once: ffmpeg averages the picture down to 320x180 for ``signalstats`` (legal
+range, EBU R 103's way: measured through a low-pass filter, so the ringing H.264 leaves around
+hard edges at the range's limits is not counted as out of gamut, while an area that is really
+out of range still is; 57 600 values a frame; signalstats costs about half the decode at that
+size, more than the decode at 480x270) and, separately, scales the whole picture
 down to 160x90 for the black/still/flash meters in numpy; the sound is read from the piece's PCM. Ranges are merged
 across piece boundaries (a freeze is continuous across a boundary when the frames either side
 match). Loudness and duration are programme-level and read from the final file's figures;
@@ -50,8 +52,8 @@ from .house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
 from .timebase import AUDIO_RATE_HZ, timecode, to_seconds
 from .timeline import Timeline
 
-QC_VERSION = 4  # 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture
-SAMPLE_W, SAMPLE_H = 320, 180       # point-sampled picture for the legal-range statistics
+QC_VERSION = 5  # 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed
+SAMPLE_W, SAMPLE_H = 320, 180       # the averaged (low-passed) picture for the legal-range statistics
 METER_W, METER_H = 160, 90          # black / still / flash picture: 10x10-pixel flash blocks
 SIG_W, SIG_H = 16, 9                # block means compared across a piece boundary
 MIN_SECONDS = 2                     # black, freeze and silence shorter than this are not reported
@@ -165,9 +167,9 @@ def measure_piece(video: Path, audio: Path, frames: int, house: HouseFormat, tim
     meter = _PictureQC()
     with tempfile.TemporaryDirectory(prefix="remixtv-qc-") as tmpdir:
         stats = Path(tmpdir) / "signalstats.txt"
-        # two views of each decoded frame: point samples (real pixel values) for the legal range, and
-        # an average of the whole picture for the meters (point samples would alias fine detail)
-        graph = (f"[0:v:0]split=2[s][m];[s]scale={SAMPLE_W}:{SAMPLE_H}:flags=neighbor,signalstats=stat=brng,"
+        # two views of each decoded frame, both averages of the whole picture: the legal range measured
+        # through a low-pass (codec ringing at a hard edge is not a gamut error), and the meters
+        graph = (f"[0:v:0]split=2[s][m];[s]scale={SAMPLE_W}:{SAMPLE_H}:flags=area,signalstats=stat=brng,"
                  f"metadata=mode=print:file={text.filter_path(stats)},nullsink;"
                  f"[m]scale={METER_W}:{METER_H}:flags=area,setsar=1,format=bgr24[out]")
         argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-filter_complex", graph,
