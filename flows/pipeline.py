@@ -19,7 +19,6 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from render import __version__, compose, master, normalize, qc
 from render import credits as credits_mod
@@ -63,13 +62,16 @@ class IntakeReport:
         }
 
 
+_arg = runners.opaque_arg
+
+
 def _chunks(items: list, per_worker: int = 4) -> list[list]:
     """Split work into a few chunks per worker: each Prefect task run costs tens of milliseconds
     of bookkeeping, which a per-record task would pay hundreds of times on every build.
 
-    Task arguments that hold our own data (records, sources, pieces) are passed ``quote``d: Prefect
-    otherwise walks every object in them looking for futures, which for 30 pieces each given the
-    call-out's 170 sources cost seconds of every build (measured 5.3 s vs 1.1 s for 30 tasks)."""
+    Task arguments that hold our own data (records, sources, pieces) go through ``_arg``
+    (``runners.opaque_arg``): Prefect otherwise walks every object in them looking for futures,
+    which for 30 pieces each given the call-out's 170 sources cost seconds of every build."""
     size = max(1, -(-len(items) // (WORKERS * per_worker)))
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -88,7 +90,7 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     """Read a call-out folder; accept or quarantine (with a reason) every record."""
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
-    futures = intake_records_task.map(unmapped(quote(callout)), [quote(c) for c in _chunks(list(callout.records))],
+    futures = intake_records_task.map(unmapped(_arg(callout)), [_arg(c) for c in _chunks(list(callout.records))],
                                       unmapped(cache_root))
     results = [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
                for r in rs]
@@ -151,7 +153,7 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     todo = [s for s in report.sources.values()
             if s.media and (s.media.audio or (full and s.media.video and not s.media.is_image))]
     progress.start("analyze", len(todo), "analyze")
-    futures = analyze_records_task.map([quote(c) for c in _chunks(todo)], unmapped(cache_root), unmapped(full))
+    futures = analyze_records_task.map([_arg(c) for c in _chunks(todo)], unmapped(cache_root), unmapped(full))
     results = [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs]) for r in rs]
     progress.finish("analyze")
     failed = tuple(r.quarantined for r in results if r.quarantined is not None)
@@ -206,7 +208,7 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     for p, r in zip(parts, found):
         if r is not None:
             progress.update("render", f"{p.segment_id}/{p.index}", p.frames)
-    futures = render_piece_task.map([quote(parts[i]) for i in todo], unmapped(quote(sources)), unmapped(profile),
+    futures = render_piece_task.map([_arg(parts[i]) for i in todo], unmapped(_arg(sources)), unmapped(profile),
                                     unmapped(fit_mode), unmapped(cache_root))
     fresh = runners.gather(futures, "render",
                            lambda j, p: [(f"{parts[todo[j]].segment_id}/{parts[todo[j]].index}", p.frames)])
@@ -227,7 +229,7 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     progress.finish("join")
     for future in measuring:
         future.result()
-    report = qc_task(quote(timeline), quote(rendered), out_file, joined, profile, quote(sources))
+    report = qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
     return rendered, joined, report
 
 
@@ -272,7 +274,7 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
         Path(clips_dir).mkdir(parents=True, exist_ok=True)
         sources = list(report.sources.values())
         progress.start("clips", len(sources), "clips")
-        futures = write_clip_task.map([quote(s) for s in sources], unmapped(quote(report.callout)),
+        futures = write_clip_task.map([_arg(s) for s in sources], unmapped(_arg(report.callout)),
                                       [analysis.loudness.get(s.record.record_id) for s in sources],
                                       unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
         results = runners.gather(futures, "clips", lambda i, _: [(sources[i].record.record_id, 1)])

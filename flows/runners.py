@@ -88,6 +88,17 @@ def using(flow_obj):
     return call
 
 
+def opaque_arg(value):
+    """A task argument Prefect hands over without walking it (``quote``): it otherwise visits every
+    object inside, looking for futures (seconds a build for 30 pieces given 170 sources each). On a
+    Dask cluster the argument goes as it is: prefect-dask ships a quote to the worker unopened."""
+    if _address is not None:
+        return value
+    from prefect.utilities.annotations import quote
+
+    return quote(value)
+
+
 @contextlib.contextmanager
 def heartbeats_off(when: bool = True) -> Iterator[None]:
     """Flow runs started inside this block send no heartbeats (if ``when``).
