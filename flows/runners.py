@@ -72,9 +72,9 @@ def parse_address(text: str) -> tuple[str, int | str]:
 
 
 def using(flow_obj):
-    """``flow_obj`` as a subflow of the build: with the task runner chosen at run time (the thread
-    pool its decorator declares, or a Dask runner on the cluster of the enclosing ``dask(...)``)
-    and without a heartbeat of its own (see ``heartbeats_off``)."""
+    """``flow_obj`` with the task runner chosen at run time (the thread pool its decorator declares,
+    or a Dask runner on the cluster of the enclosing ``dask(...)``). Called inside a flow run (a
+    subflow), or with no server configured, it sends no heartbeats (see ``heartbeats_off``)."""
     runner = flow_obj
     if _address is not None:
         from prefect_dask import DaskTaskRunner
@@ -82,7 +82,10 @@ def using(flow_obj):
         runner = flow_obj.with_options(task_runner=DaskTaskRunner(address=_address))
 
     def call(*args, **kwargs):
-        with heartbeats_off():
+        from prefect.context import FlowRunContext
+
+        inside = FlowRunContext.get() is not None
+        with heartbeats_off(when=inside or not os.environ.get("PREFECT_API_URL")):
             return runner(*args, **kwargs)
 
     return call

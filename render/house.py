@@ -11,8 +11,8 @@ from .timebase import AUDIO_RATE_HZ
 HOUSE_VERSION = 1
 
 RATE = Fraction(30000, 1001)
-#: Broadcast-legal picture (BT.709 limited range): every conformed upload is clipped to luma 16-235 and
-#: chroma 16-240, as a hard legaliser does. Phones record super-whites, test charts carry sub-black
+#: Broadcast-legal picture (BT.709 limited range): every rendered piece is clipped to luma 16-235 and
+#: chroma 16-240 as its picture leaves the graph, as a hard legaliser does. Phones record super-whites, test charts carry sub-black
 #: PLUGE bars, and QC fails a frame with more than 1% of its picture outside the range.
 LEGALISE = "lutyuv=y='clip(val,16,235)':u='clip(val,16,240)':v='clip(val,16,240)'"
 BACKGROUND = "0x101418"  # the house background: near-black blue-grey, used under alpha and in cards
