@@ -216,7 +216,8 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
         found[i] = r
     rendered: list[compose.RenderedPiece] = [r for r in found if r is not None]
     progress.finish("render")
-    # pieces are measured for QC while the join encodes (the AAC encoder keeps one core busy)
+    # a render measures its piece for QC as it encodes; a piece cached without measures (an older QC)
+    # is decoded for them while the join encodes (the AAC encoder keeps one core busy)
     measuring = qc_piece_task.map([p for p in rendered if qc.cached_piece_qc(p.video, p.frames) is None],
                                   unmapped(profile))
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__, ffmpeg, master, normalize, programme_sound, text
+from . import __version__, ffmpeg, master, normalize, programme_sound, qc, text
+from .analysis import pipe
 from .cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
 from .errors import FfmpegError
 from .house import BACKGROUND, LEGALISE, HouseFormat
@@ -495,9 +496,10 @@ def _under(g: _Graph, own: str, bed: Bed | None, bed_label: str, samples: int, o
 
 def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,
                   workdir: Path, video_out: Path | None, audio_out: Path | None, bed: Bed | None = None,
-                  edges: Edges = Edges()) -> list[str]:
+                  edges: Edges = Edges(), qc_view: tuple[Path, Path] | None = None) -> list[str]:
     """The ffmpeg argv that renders ``shots`` (over ``bed``'s sound, if any) with the transitions between
-    them and across the piece's ``edges``; writes the ASS files it needs into ``workdir``.
+    them and across the piece's ``edges``; writes the ASS files it needs into ``workdir``. With
+    ``qc_view`` (a statistics file, a FIFO) the finished picture is also measured for QC, in the same pass.
 
     Each shot is one stream, lengthened by the handles a crossfade borrows on either side; streams
     overlap by a crossfade's length and blend there, and cuts and dips join end to end (a dip fades each
@@ -582,7 +584,9 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     # legalised last, once, so nothing after it can leave the range: scaling rings past it (the push-in
     # over a still stretched a line drawing to 0-255), and typesetting and blends come after conform
     g.statements.append(f"[run_v]trim=start_frame={skip_v}:end_frame={skip_v + total_frames},"
-                        f"{g.cfr},fps={rate},format=yuv420p,{LEGALISE}[vout]")
+                        f"{g.cfr},fps={rate},format=yuv420p,{LEGALISE}" + (",split=2[vout][qcv]" if qc_view else "[vout]"))
+    if qc_view is not None:
+        g.statements.append(qc.picture_graph("qcv", qc_view[0], "qcout"))
     g.statements.append(f"[run_a]atrim=start_sample={skip_a}:end_sample={skip_a + samples_for(total_frames, rate)},"
                         "asetpts=N/SR/TB[aout]")
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *g.inputs,
@@ -594,6 +598,9 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
         argv += ["-map", "[vout]", "-f", "null", "-"]
     if audio_out is not None:
         argv += ["-map", "[aout]", "-vn", "-c:a", "pcm_s16le", "-map_metadata", "-1", "-bitexact", str(audio_out)]
+    if qc_view is not None:
+        argv += ["-map", "[qcout]", "-an", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24",
+                 str(qc_view[1])]
     return argv
 
 
@@ -621,13 +628,20 @@ def render_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
     key = piece_key(piece, sources, house, fit_mode)
     folder = _piece_folder(key, house, cache)
     video, audio = folder / "video.mp4", folder / "audio.wav"
-    with atomic_dir(folder) as tmp:
-        argv = build_command(piece.shots, sources, house, fit_mode, tmp, tmp / "video.mp4", tmp / "audio.wav",
-                             piece.bed, piece.edges)
-        seconds = float(to_seconds(piece.frames, house.rate))
-        ffmpeg.run(argv, timeout_s=120 + 30 * seconds,
-                   progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None)
+    seconds = float(to_seconds(piece.frames, house.rate))
+    # QC's picture measures are taken from the picture as it goes to the encoder, in this pass: a
+    # second decode of every 1080p piece cost a third as much CPU as encoding it. The join copies
+    # these encodes bit for bit, so the file carries this picture up to the codec's quantisation,
+    # which QC's low-pass leaves out of the legal-range reading anyway (EBU R 103)
+    with atomic_dir(folder) as tmp, tempfile.TemporaryDirectory(prefix="remixtv-qc-") as qdir:
+        meter = qc.PictureMeasure(Path(qdir) / "signalstats.txt")
+        with pipe.reading(qc.PictureMeasure.RECORD_BYTES, meter.feed) as view:
+            argv = build_command(piece.shots, sources, house, fit_mode, tmp, tmp / "video.mp4", tmp / "audio.wav",
+                                 piece.bed, piece.edges, qc_view=(meter.stats, view))
+            ffmpeg.run(argv, timeout_s=120 + 30 * seconds,
+                       progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None)
         _check(argv, tmp / "video.mp4", tmp / "audio.wav", piece.frames, samples_for(piece.frames, house.rate))
+        qc.store(tmp, meter.piece(tmp / "audio.wav", piece.frames, house, argv))
         (tmp / "done.json").write_text(json.dumps({"segment": piece.segment_id, "piece": piece.index,
                                                    "frames": piece.frames, "engine": __version__,
                                                    "files": {n: fingerprint(tmp / n) for n in PIECE_FILES}}))

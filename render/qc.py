@@ -17,13 +17,16 @@ Checks, each with a limit and a verdict:
   more than a quarter of the screen, luminance or saturated red).
 
 Cost: every measure that is local to a picture or sound is taken once per rendered piece and
-cached in the piece's folder (keyed like the piece), so a one-segment edit measures one piece. A
-piece is decoded once: ffmpeg averages the picture down to 320x180 for ``signalstats`` (legal
-range, EBU R 103's way: measured through a low-pass filter, so the ringing H.264 leaves around
-hard edges at the range's limits is not counted as out of gamut, while an area that is really
-out of range still is; 57 600 values a frame; signalstats costs about half the decode at that
-size, more than the decode at 480x270) and, separately, scales the whole picture
-down to 160x90 for the black/still/flash meters in numpy; the sound is read from the piece's PCM. Ranges are merged
+cached in the piece's folder (keyed like the piece), so a one-segment edit measures one piece.
+The picture is measured in the render itself (``picture_graph`` hangs off the encoder's input,
+see ``compose.render_piece``): a second decode of each 1080p piece cost about a third of its
+encode. The measures see the picture the encoder was given; the join copies those encodes bit
+for bit, so the final file differs from it only by the codec's quantisation, which the legal-range
+reading is low-passed to exclude (EBU R 103: averaged to 320x180, so the ringing H.264 leaves
+around hard edges at the range's limits is not counted, while an area really out of range
+is). The black/still/flash meters see the same average scaled to 160x90, in numpy; the sound is
+read from the piece's PCM. A piece cached without measures, or any other file, is measured by
+decoding it (``measure_piece``; a test holds the two to the same ranges). Ranges are merged
 across piece boundaries (a freeze is continuous across a boundary when the frames either side
 match). Loudness and duration are programme-level and read from the final file's figures;
 ``qc.json`` is keyed like the join, so a no-change rebuild reuses it without decoding anything.
@@ -52,7 +55,7 @@ from .house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
 from .timebase import AUDIO_RATE_HZ, timecode, to_seconds
 from .timeline import Timeline
 
-QC_VERSION = 5  # 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed
+QC_VERSION = 6  # 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
 SAMPLE_W, SAMPLE_H = 320, 180       # the averaged (low-passed) picture for the legal-range statistics
 METER_W, METER_H = 160, 90          # black / still / flash picture: 10x10-pixel flash blocks
 SIG_W, SIG_H = 16, 9                # block means compared across a piece boundary
@@ -111,10 +114,27 @@ class PieceQC:
 _STATS = {k: re.compile(rf"lavfi\.signalstats\.{k}=([-+\d.eE]+)") for k in ("YMIN", "YMAX", "BRNG")}  # BRNG may be 3.6e-05
 
 
-class _PictureQC:
-    """Black, still and flash meters fed chunks of BGR frames ``(n, METER_H, METER_W, 3)``."""
+def picture_graph(src: str, stats: Path, out: str) -> str:
+    """Filter statements giving QC its two views of the picture in ``[src]``: legal-range statistics
+    written to ``stats``, and ``[out]``, the METER_W x METER_H BGR picture for ``PictureMeasure``.
 
-    def __init__(self):
+    Both are box averages of the whole picture, one from the other (an area scale by a whole
+    factor averages exactly): the legal range is measured through a low-pass, as EBU R 103 has it,
+    so ringing at a hard edge is not a gamut error while an area really out of range still is.
+    """
+    return (f"[{src}]scale={SAMPLE_W}:{SAMPLE_H}:flags=area,split=2[qcs][qcm];"
+            f"[qcs]signalstats=stat=brng,metadata=mode=print:file={text.filter_path(stats)},nullsink;"
+            f"[qcm]scale={METER_W}:{METER_H}:flags=area,setsar=1,format=bgr24[{out}]")
+
+
+class PictureMeasure:
+    """Black, still, flash and legal-range meters of one piece, fed chunks of the BGR frames
+    ``picture_graph`` gives (``RECORD_BYTES`` each); the statistics file is read at the end."""
+
+    RECORD_BYTES = METER_W * METER_H * 3
+
+    def __init__(self, stats: Path):
+        self.stats = stats
         self.flash = PictureMeter(METER_W, METER_H)
         self.black: list[np.ndarray] = []
         self.diff: list[np.ndarray] = []
@@ -135,6 +155,24 @@ class _PictureQC:
             self.first_sig = sig[0].ravel()
         self.last_sig = sig[-1].ravel()
         self.flash.feed(frames)
+
+    def piece(self, audio: Path, frames: int, house: HouseFormat, argv: list[str]) -> PieceQC:
+        """The piece's measures, its sound read from its PCM; ``argv`` (the command that fed the
+        meters) is the evidence if they did not see exactly ``frames`` frames."""
+        got = self.stats.read_text() if self.stats.exists() else ""
+        ymin, ymax, brng = (np.array([float(v) for v in p.findall(got)]) for p in _STATS.values())
+        n = sum(len(b) for b in self.black)
+        if n != frames or ymin.size != frames:
+            raise FfmpegError(argv, 0, "", f"QC saw {n} frames ({ymin.size} with statistics), expected {frames}")
+        still = np.concatenate(self.diff) < FREEZE_DIFF
+        still[0] = False  # whether the first frame repeats the previous piece's last is decided at the merge
+        return PieceQC(
+            frames=frames, black=tuple(runs(np.concatenate(self.black))), still=tuple(runs(still)),
+            silent=tuple(runs(_silent_frames(audio, frames, house.rate))), illegal=tuple(runs(brng > LEGAL_AREA)),
+            excursions=int(((ymin < LEGAL_Y[0]) | (ymax > LEGAL_Y[1])).sum()), ymin=int(ymin.min()),
+            ymax=int(ymax.max()), flashes=self.flash.flash_ranges(),
+            first_sig=tuple(round(float(x), 3) for x in self.first_sig),
+            last_sig=tuple(round(float(x), 3) for x in self.last_sig))
 
 
 def _silent_frames(audio: Path, frames: int, rate) -> np.ndarray:
@@ -163,32 +201,15 @@ def _silent_frames(audio: Path, frames: int, rate) -> np.ndarray:
 
 
 def measure_piece(video: Path, audio: Path, frames: int, house: HouseFormat, timeout_s: float = 600) -> PieceQC:
-    """Measure one rendered piece (one decode of its picture, one read of its PCM)."""
-    meter = _PictureQC()
+    """Measure a piece file by decoding it (one decode of its picture, one read of its PCM): for a
+    piece cached before its render measured it, and for any file QC is asked about."""
     with tempfile.TemporaryDirectory(prefix="remixtv-qc-") as tmpdir:
-        stats = Path(tmpdir) / "signalstats.txt"
-        # two views of each decoded frame, both averages of the whole picture: the legal range measured
-        # through a low-pass (codec ringing at a hard edge is not a gamut error), and the meters
-        graph = (f"[0:v:0]split=2[s][m];[s]scale={SAMPLE_W}:{SAMPLE_H}:flags=area,signalstats=stat=brng,"
-                 f"metadata=mode=print:file={text.filter_path(stats)},nullsink;"
-                 f"[m]scale={METER_W}:{METER_H}:flags=area,setsar=1,format=bgr24[out]")
-        argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-filter_complex", graph,
+        meter = PictureMeasure(Path(tmpdir) / "signalstats.txt")
+        argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-i", str(video),
+                "-filter_complex", picture_graph("0:v:0", meter.stats, "out"),
                 "-map", "[out]", "-an", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-        stream(argv, METER_W * METER_H * 3, meter.feed, timeout_s=timeout_s, records_per_chunk=64)
-        got = stats.read_text() if stats.exists() else ""
-    ymin, ymax, brng = (np.array([float(v) for v in p.findall(got)]) for p in _STATS.values())
-    n = sum(len(b) for b in meter.black)
-    if n != frames or ymin.size != frames:
-        raise FfmpegError(argv, 0, "", f"QC decoded {n} frames ({ymin.size} with statistics), expected {frames}")
-    still = np.concatenate(meter.diff) < FREEZE_DIFF
-    still[0] = False  # whether the first frame repeats the previous piece's last is decided at the merge
-    return PieceQC(
-        frames=frames, black=tuple(runs(np.concatenate(meter.black))), still=tuple(runs(still)),
-        silent=tuple(runs(_silent_frames(audio, frames, house.rate))), illegal=tuple(runs(brng > LEGAL_AREA)),
-        excursions=int(((ymin < LEGAL_Y[0]) | (ymax > LEGAL_Y[1])).sum()), ymin=int(ymin.min()), ymax=int(ymax.max()),
-        flashes=meter.flash.flash_ranges(),
-        first_sig=tuple(round(float(x), 3) for x in meter.first_sig),
-        last_sig=tuple(round(float(x), 3) for x in meter.last_sig))
+        stream(argv, PictureMeasure.RECORD_BYTES, meter.feed, timeout_s=timeout_s, records_per_chunk=64)
+        return meter.piece(audio, frames, house, argv)
 
 
 def cached_piece_qc(video: Path, frames: int) -> PieceQC | None:
@@ -202,14 +223,18 @@ def cached_piece_qc(video: Path, frames: int) -> PieceQC | None:
     return None
 
 
+def store(folder: Path, measured: PieceQC) -> None:
+    """Keep a piece's QC measures in its folder, where ``cached_piece_qc`` finds them."""
+    write_text_atomic(folder / "qc-piece.json", json.dumps(measured.to_json()))
+
+
 def piece_qc(video: Path, audio: Path, frames: int, house: HouseFormat) -> PieceQC:
     """A piece's QC measures, cached in the piece's folder (keyed by everything the piece holds)."""
     found = cached_piece_qc(video, frames)
     if found is not None:
         return found
-    cached = video.parent / "qc-piece.json"
     result = measure_piece(video, audio, frames, house, timeout_s=120 + 2 * float(to_seconds(frames, house.rate)))
-    write_text_atomic(cached, json.dumps(result.to_json()))
+    store(video.parent, result)
     return result
 
 

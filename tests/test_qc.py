@@ -155,3 +155,20 @@ def test_the_same_episode_reuses_qc_json_and_a_new_join_reuses_the_piece_measure
                   sources)
     assert [Path(argv[0]).name for argv in calls] == ["ffprobe"]
     assert redo["checks"] == report["checks"]
+
+
+def test_the_render_measures_each_piece_as_a_decode_of_its_file_does(made):
+    """QC's picture measures come from the render pass (no second decode); they must be what
+    measuring the encoded piece file finds, range for range."""
+    from render import qc
+
+    timeline, rendered, episode, side, sources, house = made
+    assert all(not p.cached or (p.video.parent / "qc-piece.json").exists() for p in rendered)
+    for p in rendered:
+        in_render = qc.cached_piece_qc(p.video, p.frames)
+        assert in_render is not None, f"{p.segment_id}: the render left no QC measures"
+        decoded = qc.measure_piece(p.video, p.audio, p.frames, house)
+        for field in ("frames", "black", "still", "silent", "illegal", "flashes"):
+            assert getattr(in_render, field) == getattr(decoded, field), (p.segment_id, field)
+        assert np.allclose(in_render.first_sig, decoded.first_sig, atol=3), p.segment_id
+        assert np.allclose(in_render.last_sig, decoded.last_sig, atol=3), p.segment_id

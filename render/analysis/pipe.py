@@ -1,16 +1,19 @@
 """Stream raw media out of ffmpeg into numpy, in constant memory, through ``ffmpeg.run``.
 
-``ffmpeg.run`` is the only place a process starts. It writes stdout to ``stdout_path``; we
-give it a named pipe (FIFO) that a reader thread drains in whole records (a video frame, or a
-block of audio samples), so a 15-minute video never sits in memory or on disk.
+``ffmpeg.run`` is the only place a process starts. Raw records (video frames, blocks of audio
+samples) reach Python through a named pipe (FIFO) that a reader thread drains in whole records,
+so a 15-minute video never sits in memory or on disk. The FIFO is either the process's stdout
+(``stream``) or one output among others of a bigger command (``reading``: the render writes its
+QC view of the picture beside the encode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import ffmpeg
@@ -18,13 +21,13 @@ from .. import ffmpeg
 ChunkFn = Callable[[bytes], None]
 
 
-def stream(argv: list[str], record_bytes: int, on_chunk: ChunkFn, *, timeout_s: float,
-           records_per_chunk: int = 64, memory_bytes: int = ffmpeg.DEFAULT_MEMORY_LIMIT_BYTES) -> ffmpeg.Run:
-    """Run ``argv`` (which must write raw records to ``pipe:1``) and hand whole records to ``on_chunk``.
+@contextlib.contextmanager
+def reading(record_bytes: int, on_chunk: ChunkFn, *, records_per_chunk: int = 64) -> Iterator[Path]:
+    """A FIFO to give ffmpeg as an output (or as stdout); whole records written to it go to ``on_chunk``.
 
-    ``on_chunk`` receives ``bytes`` holding a whole number of records (the last chunk may be
-    short, never a partial record). An exception in ``on_chunk`` stops ffmpeg (broken pipe)
-    and is raised here; an ffmpeg failure raises FfmpegError as ``ffmpeg.run`` does.
+    ``on_chunk`` receives ``bytes`` holding a whole number of records (the last chunk may be short,
+    never a partial record). An exception in ``on_chunk`` stops the writer (broken pipe) and is
+    raised when the block ends; so is the block's own exception, first.
     """
     folder = Path(tempfile.mkdtemp(prefix="remixtv-pipe-"))
     fifo = folder / "out"
@@ -53,22 +56,41 @@ def stream(argv: list[str], record_bytes: int, on_chunk: ChunkFn, *, timeout_s: 
 
     thread = threading.Thread(target=reader, daemon=True, name="remixtv-pipe")
     thread.start()
+    def drain() -> None:
+        while thread.is_alive():  # until the reader has had every record and its end of file
+            _release(fifo)
+            thread.join(0.2)
+
     try:
-        result = ffmpeg.run(argv, timeout_s=timeout_s, memory_bytes=memory_bytes, stdout_path=fifo)
-    except BaseException:
-        if not thread.is_alive() or not failure:
-            thread.join(10)
-        if failure:
-            raise failure[0] from None
-        raise
-    finally:
-        if thread.is_alive():
-            thread.join(10)
         try:
+            yield fifo
+        except BaseException:
+            drain()
+            if failure:  # the reader's error is why the writer failed (broken pipe)
+                raise failure[0] from None
+            raise
+        drain()
+        if failure:
+            raise failure[0]
+    finally:
+        with contextlib.suppress(OSError):
             fifo.unlink()
             folder.rmdir()
-        except OSError:
-            pass
-    if failure:
-        raise failure[0]
-    return result
+
+
+def _release(fifo: Path) -> None:
+    """Give a reader waiting to open the FIFO its end of file (no writer ever opened it: ffmpeg failed
+    first); a reader already reading loses nothing."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return  # ENXIO: no reader waiting any more
+    os.close(fd)
+
+
+def stream(argv: list[str], record_bytes: int, on_chunk: ChunkFn, *, timeout_s: float,
+           records_per_chunk: int = 64, memory_bytes: int = ffmpeg.DEFAULT_MEMORY_LIMIT_BYTES) -> ffmpeg.Run:
+    """Run ``argv`` (which must write raw records to ``pipe:1``) and hand whole records to ``on_chunk``
+    (see ``reading``); an ffmpeg failure raises FfmpegError as ``ffmpeg.run`` does."""
+    with reading(record_bytes, on_chunk, records_per_chunk=records_per_chunk) as fifo:
+        return ffmpeg.run(argv, timeout_s=timeout_s, memory_bytes=memory_bytes, stdout_path=fifo)
