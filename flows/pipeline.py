@@ -204,7 +204,9 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     cache = Cache(Path(cache_root))
     found: list[compose.RenderedPiece | None] = [compose.cached_piece(p, sources, house, fit_mode, cache)
                                                  for p in parts]
-    todo = [i for i, r in enumerate(found) if r is None]
+    # longest first (frames are the best cost guess before rendering): with two workers, a long piece
+    # started last ran alone at the end while a core idled (the 60 s credits roll: 15 s of a master)
+    todo = sorted((i for i, r in enumerate(found) if r is None), key=lambda i: -parts[i].frames)
     for p, r in zip(parts, found):
         if r is not None:
             progress.update("render", f"{p.segment_id}/{p.index}", p.frames)

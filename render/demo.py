@@ -27,7 +27,7 @@ from . import ffmpeg
 from .callout import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
 
 #: Bump whenever the output changes, so folders made by an older generator are rebuilt.
-GENERATOR_VERSION = 2  # 2: test-chart uploads move (QC flagged them as frozen pictures)
+GENERATOR_VERSION = 3  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too
 
 _FONTS = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 _FONT = _FONTS / "DejaVuSans.ttf"
@@ -282,7 +282,9 @@ def _source(name: str, w: int, h: int, rate: str, seed: int) -> str:
                        death_color="0x802020")
     if name == "cellauto":
         return _filter(name, s=size, r=rate, seed=seed, ratio=0.5, rule=(30, 90, 110, 150)[seed % 4])
-    if name in ("gradients", "sierpinski"):
+    if name == "gradients":  # at its default speed a wash changes ~0.15/255 a frame: any freeze meter's still
+        return _filter(name, s=size, r=rate, seed=seed, speed=0.05)
+    if name == "sierpinski":
         return _filter(name, s=size, r=rate, seed=seed)
     if name == "bounce":  # a big "1" drifting over a plain colour: the theme, as motion graphics
         plate = _filter("color", c=_COLORS[seed % len(_COLORS)], s=size, r=rate)
