@@ -8,8 +8,11 @@ Checks, each with a limit and a verdict:
 - **black**, **freeze**, **silence**: ranges of at least 2 s (blackdetect's, freezedetect's and
   silencedetect's default duration) outside act breaks. A range is *expected* -- listed, never a
   failure -- where the timeline made it so: the house background behind cards, text and credits
-  is near-black and still by design, and cards, stills, credits and video without sound are
-  silent by design. Black media, a frozen upload or dead air in a record's sound are failures.
+  is near-black and still by design, a photo or illustration is still by design (its slow
+  push-in is not motion a freeze meter can be asked to see), and cards, stills, credits and video
+  without sound are silent by design. Black media, a frozen upload or dead air in a record's
+  sound are failures. A frame is still when it changes less than freezedetect's default noise
+  tolerance (-60 dB).
 - **luma**: frames where more than 1% of the picture is outside the legal range (luma 16-235,
   chroma 16-240; EBU R 103 tolerates excursions over less than 1% of the area). Single-pixel
   excursions (text edges ringing in H.264) are counted and reported, not failed.
@@ -47,7 +50,7 @@ import numpy as np
 
 from . import ffmpeg, text
 from .analysis import loudness as loudness_mod
-from .analysis.pictures import BLACK_LUMA, BLACK_RATIO, FREEZE_DIFF, FlashRange, PictureMeter
+from .analysis.pictures import BLACK_LUMA, BLACK_RATIO, FlashRange, PictureMeter
 from .analysis.pipe import stream
 from .cache import key_of, write_text_atomic
 from .errors import FfmpegError
@@ -55,15 +58,20 @@ from .house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
 from .timebase import AUDIO_RATE_HZ, timecode, to_seconds
 from .timeline import Timeline
 
-QC_VERSION = 6  # 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
+QC_VERSION = 7  # 7: freezedetect's noise tolerance; 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
 SAMPLE_W, SAMPLE_H = 320, 180       # the averaged (low-passed) picture for the legal-range statistics
 METER_W, METER_H = 160, 90          # black / still / flash picture: 10x10-pixel flash blocks
 SIG_W, SIG_H = 16, 9                # block means compared across a piece boundary
 MIN_SECONDS = 2                     # black, freeze and silence shorter than this are not reported
+# a frame repeats the previous one when the mean change is under freezedetect's default noise tolerance
+# (-60 dB of full scale); on our 160x90 average, which smooths motion away, that is stricter than
+# freezedetect on the whole picture. (Upload analysis flags near-stills at 0.6: a different question.)
+FREEZE_DIFF = 255 * 10 ** (-60 / 20)
 SILENCE_DBFS = -60.0                # silencedetect's default noise floor
 LEGAL_AREA = 0.01                   # EBU R 103: out-of-range area tolerated per frame
 LEGAL_Y = (16, 235)
 HOUSE_BACKGROUND_KINDS = ("black", "card", "text", "credits")   # near-black and still by design
+STILL_KINDS = (*HOUSE_BACKGROUND_KINDS, "image")                # still by design (a photo's push-in is slow)
 SOUNDING_KINDS = ("video", "audio")                             # shots that play a record's sound
 CHECKS = ("duration", "loudness", "black", "freeze", "silence", "luma", "flash")
 
@@ -242,10 +250,11 @@ def piece_qc(video: Path, audio: Path, frames: int, house: HouseFormat) -> Piece
 # the programme
 
 
-def _masks(timeline: Timeline, sources: Mapping | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per programme frame: inside an act break; house background by design; silent by design."""
+def _masks(timeline: Timeline, sources: Mapping | None) -> tuple[np.ndarray, ...]:
+    """Per programme frame: inside an act break; house background by design; still by design;
+    silent by design."""
     n = timeline.frames
-    act, background, quiet = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    act, background, still, quiet = (np.zeros(n, bool) for _ in range(4))
     for seg in timeline.segments:
         if seg.type == "act_break":
             act[seg.start_frame:seg.end_frame] = True
@@ -254,12 +263,14 @@ def _masks(timeline: Timeline, sources: Mapping | None) -> tuple[np.ndarray, np.
         for shot in seg.shots:
             if shot.kind in HOUSE_BACKGROUND_KINDS:
                 background[at:at + shot.frames] = True
+            if shot.kind in STILL_KINDS:
+                still[at:at + shot.frames] = True
             src = sources.get(shot.record_id) if (sources is not None and shot.record_id) else None
             mute_source = src is not None and (src.media is None or src.media.audio is None)
             if bed is None and (shot.kind not in SOUNDING_KINDS or mute_source):
                 quiet[at:at + shot.frames] = True
             at += shot.frames
-    return act, background, quiet
+    return act, background, still, quiet
 
 
 def _range_json(a: int, b: int, timeline: Timeline) -> dict:
@@ -330,14 +341,14 @@ def check(timeline: Timeline, measured: Sequence[PieceQC], episode: Path, loudne
         at += p.frames
     if at != n:
         raise ValueError(f"QC pieces hold {at} frames, the timeline {n}")
-    act, background, quiet = _masks(timeline, sources)
+    act, background, still_by_design, quiet = _masks(timeline, sources)
     excursions = sum(p.excursions for p in measured)
     bad_frames = int(illegal.sum())
     checks = {
         "duration": _duration(episode, timeline),
         "loudness": _loudness(loudness),
         "black": _ranged_check(black, act, background, timeline, "black"),
-        "freeze": _ranged_check(_frozen(still, timeline.rate), act, background, timeline, "frozen picture"),
+        "freeze": _ranged_check(_frozen(still, timeline.rate), act, still_by_design, timeline, "frozen picture"),
         "silence": _ranged_check(silent, act, quiet, timeline, f"silence (under {SILENCE_DBFS:g} dBFS)"),
         "luma": {"passed": bad_frames == 0,
                  "limit": f"no frame with more than {LEGAL_AREA:.0%} of its picture outside luma 16-235 / chroma 16-240",
