@@ -74,3 +74,12 @@ def test_demo_ledger_pays_exactly_the_credited_and_sums_to_the_pool(demo_build):
     credited = {p["username"].lower() for p in json.loads((folder / "credits.json").read_text())["people"]}
     assert {r["username"].lower() for r in rows} == credited
     assert all(int(r["cents"]) > 0 for r in rows)
+
+
+def test_demo_preview_passes_qc_and_lists_what_the_timeline_made_still_or_silent(demo_build):
+    _, folder, _ = demo_build
+    qc = json.loads((folder / "qc.json").read_text())
+    failed = {name: c for name, c in qc["checks"].items() if not c["passed"]}
+    assert not failed, json.dumps(failed, indent=1)[:3000]
+    assert qc["checks"]["freeze"]["expected"] and qc["checks"]["silence"]["expected"]  # cards, credits, stills
+    assert json.loads((folder / "build.json").read_text())["qc"]["passed"] is True
