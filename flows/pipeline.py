@@ -182,12 +182,6 @@ def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile:
     return result
 
 
-@task(name="qc-piece", cache_policy=NO_CACHE, **runners.RETRY)
-def qc_piece_task(piece: compose.RenderedPiece, profile: str) -> None:
-    """A rendered piece's QC measures, cached with it (free when the piece did not change)."""
-    qc.piece_qc(piece.video, piece.audio, piece.frames, house_profile(profile))
-
-
 @flow(name="compose", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
                  out_file: str) -> tuple[list[compose.RenderedPiece], compose.Joined, dict]:
@@ -218,10 +212,7 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
         found[i] = r
     rendered: list[compose.RenderedPiece] = [r for r in found if r is not None]
     progress.finish("render")
-    # a render measures its piece for QC as it encodes; a piece cached without measures (an older QC)
-    # is decoded for them while the join encodes (the AAC encoder keeps one core busy)
-    measuring = qc_piece_task.map([p for p in rendered if qc.cached_piece_qc(p.video, p.frames) is None],
-                                  unmapped(profile))
+    # every piece carries its QC measures, taken as it was rendered (compose.render_piece)
     progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
     # the master's final file is re-measured by an independent meter; a preview keeps the level
     # pass's own reading, so an edit does not pay a second decode of the whole programme, and
@@ -230,8 +221,6 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
                           level=True, verify=profile == "master", splice=profile != "master",
                           progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
     progress.finish("join")
-    for future in measuring:
-        future.result()
     report = qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
     return rendered, joined, report
 

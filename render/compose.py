@@ -657,7 +657,9 @@ def cached_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
     """The piece as the cache holds it, intact, or None if it must be rendered."""
     key = piece_key(piece, sources, house, fit_mode)
     folder = _piece_folder(key, house, cache)
-    if not _intact(folder):
+    # a piece without this QC's measures is rendered again rather than decoded for them: QC reads
+    # every piece the same way, from the encoder's input (a decode would count the codec's ringing)
+    if not _intact(folder) or qc.cached_piece_qc(folder / "video.mp4", piece.frames) is None:
         return None
     return RenderedPiece(piece.segment_id, key, folder / "video.mp4", folder / "audio.wav", piece.frames, cached=True)
 

@@ -28,8 +28,9 @@ for bit, so the final file differs from it only by the codec's quantisation, whi
 reading is low-passed to exclude (EBU R 103: averaged to 320x180, so the ringing H.264 leaves
 around hard edges at the range's limits is not counted, while an area really out of range
 is). The black/still/flash meters see the same average scaled to 160x90, in numpy; the sound is
-read from the piece's PCM. A piece cached without measures, or any other file, is measured by
-decoding it (``measure_piece``; a test holds the two to the same ranges). Ranges are merged
+read from the piece's PCM. A piece cached without this version's measures is rendered again
+(``compose.cached_piece``), so every piece is read the same way; any other file is measured by
+decoding it (``measure_piece``; a test holds the two readings to the same ranges). Ranges are merged
 across piece boundaries (a freeze is continuous across a boundary when the frames either side
 match). Loudness and duration are programme-level and read from the final file's figures;
 ``qc.json`` is keyed like the join, so a no-change rebuild reuses it without decoding anything.

@@ -188,3 +188,19 @@ def test_a_still_photo_is_still_by_design_and_a_frozen_video_is_not(made):
     assert spans(freeze["ranges"]) == [(90, 180, ["clip"])]
     assert spans(freeze["expected"]) == [(0, 90, ["photo"])]
     assert doc["checks"]["black"]["expected"] == []  # a photo is not black by design
+
+
+def test_a_cached_piece_without_qc_measures_is_rendered_again(made, cache_dir):
+    """Pieces from before QC measured in the render are not decoded for their measures (a decode
+    reads the codec's ringing): they are rendered again, and carry measures afterwards."""
+    from render import compose
+    from render.cache import Cache
+
+    timeline, rendered, _, _, sources, house = made
+    piece = compose.pieces(timeline)[-1]
+    done = rendered[-1]
+    (done.video.parent / "qc-piece.json").unlink()
+    assert compose.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is None
+    again = compose.render_piece(piece, sources, house, "blur", Cache(cache_dir))
+    assert not again.cached and (again.video.parent / "qc-piece.json").exists()
+    assert compose.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is not None
