@@ -59,7 +59,7 @@ from .house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
 from .timebase import AUDIO_RATE_HZ, timecode, to_seconds
 from .timeline import Timeline
 
-QC_VERSION = 7  # 7: freezedetect's noise tolerance; 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
+QC_VERSION = 8  # 8: only a render's own measures are kept; 7: freezedetect's noise tolerance; 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
 SAMPLE_W, SAMPLE_H = 320, 180       # the averaged (low-passed) picture for the legal-range statistics
 METER_W, METER_H = 160, 90          # black / still / flash picture: 10x10-pixel flash blocks
 SIG_W, SIG_H = 16, 9                # block means compared across a piece boundary
@@ -238,13 +238,13 @@ def store(folder: Path, measured: PieceQC) -> None:
 
 
 def piece_qc(video: Path, audio: Path, frames: int, house: HouseFormat) -> PieceQC:
-    """A piece's QC measures, cached in the piece's folder (keyed by everything the piece holds)."""
+    """A piece's QC measures as its render took them, else read by decoding it. Only a render's
+    own measures are kept in the piece's folder: a decode's reading differs (it sees the codec's
+    ringing), and a kept one would pass as the render's."""
     found = cached_piece_qc(video, frames)
     if found is not None:
         return found
-    result = measure_piece(video, audio, frames, house, timeout_s=120 + 2 * float(to_seconds(frames, house.rate)))
-    store(video.parent, result)
-    return result
+    return measure_piece(video, audio, frames, house, timeout_s=120 + 2 * float(to_seconds(frames, house.rate)))
 
 
 # ---------------------------------------------------------------------------------------------
