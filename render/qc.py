@@ -210,8 +210,8 @@ def _silent_frames(audio: Path, frames: int, rate) -> np.ndarray:
 
 
 def measure_piece(video: Path, audio: Path, frames: int, house: HouseFormat, timeout_s: float = 600) -> PieceQC:
-    """Measure a piece file by decoding it (one decode of its picture, one read of its PCM): for a
-    piece cached before its render measured it, and for any file QC is asked about."""
+    """Measure a piece file by decoding it (one decode of its picture, one read of its PCM): for any
+    file QC is asked about that its render did not measure (a build's pieces carry their own)."""
     with tempfile.TemporaryDirectory(prefix="remixtv-qc-") as tmpdir:
         meter = PictureMeasure(Path(tmpdir) / "signalstats.txt")
         argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-i", str(video),
