@@ -27,7 +27,8 @@ from . import ffmpeg
 from .callout import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
 
 #: Bump whenever the output changes, so folders made by an older generator are rebuilt.
-GENERATOR_VERSION = 3  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too
+GENERATOR_VERSION = 4  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too;
+# 4: the same seed makes the same bytes (washes' colours were random, containers carried random ids)
 
 _FONTS = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 _FONT = _FONTS / "DejaVuSans.ttf"
@@ -187,6 +188,7 @@ _HAND_NAMED = re.compile(r"[^\w ()-]")  # what a person keeps of a title when na
 #: Sources computed per pixel, many times dearer than the test patterns: they stay small.
 _COSTLY_SOURCES = ("mandelbrot", "gradients", "life", "cellauto")
 _COLORS = ("0x1f3b73", "0x7a1f5c", "0x0f5e3c", "0x8a4b08", "0x3d3d3d", "0x5b2a86", "0x0b6e75")
+_WASHES = ("0xf2a541", "0x53d8fb", "0xf25f5c", "0x9bc53d", "0xe4e4e4", "0xc879ff")  # bright ends of colour washes
 
 
 # -- the plan ---------------------------------------------------------------------------------------
@@ -283,7 +285,9 @@ def _source(name: str, w: int, h: int, rate: str, seed: int) -> str:
     if name == "cellauto":
         return _filter(name, s=size, r=rate, seed=seed, ratio=0.5, rule=(30, 90, 110, 150)[seed % 4])
     if name == "gradients":  # at its default speed a wash changes ~0.15/255 a frame: any freeze meter's still
-        return _filter(name, s=size, r=rate, seed=seed, speed=0.05)
+        # Colours are chosen here: the filter's default ("random") ignores the seed.
+        c0, c1 = _COLORS[seed % len(_COLORS)], _WASHES[seed // len(_COLORS) % len(_WASHES)]
+        return _filter(name, s=size, r=rate, seed=seed, speed=0.05, c0=c0, c1=c1)
     if name == "sierpinski":
         return _filter(name, s=size, r=rate, seed=seed)
     if name == "bounce":  # a big "1" drifting over a plain colour: the theme, as motion graphics
@@ -298,6 +302,12 @@ def _source(name: str, w: int, h: int, rate: str, seed: int) -> str:
 
 def _base() -> list[str]:
     return [ffmpeg.FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def _output(muxer: str, path: Path) -> list[str]:
+    # Bit-exact: no random Ogg serials or Matroska UIDs, so one seed gives the same bytes every time
+    # (and a regenerated call-out hits every content-hashed cache).
+    return ["-fflags", "+bitexact", "-flags", "+bitexact", "-f", muxer, str(path)]
 
 
 # -- makers (run in worker threads; they only read their arguments) --------------------------------
@@ -326,11 +336,11 @@ def _make_moving(spec: _Moving, rel: str, root: Path) -> None:
         args += [*acodec, "-ar", str(spec.sample_rate), "-ac", "2"]
     target = out.with_name(f".{out.name}.pass1") if spec.rotate else out
     # One encoder thread: the pool already runs one ffmpeg per core.
-    ffmpeg.run([*_base(), *inputs, *args, "-threads", "1", "-t", str(spec.seconds), "-f", muxer, str(target)],
+    ffmpeg.run([*_base(), *inputs, *args, "-threads", "1", "-t", str(spec.seconds), *_output(muxer, target)],
                timeout_s=120)
     if spec.rotate:  # phones store the sensor's pixels plus a rotation; a stream copy adds ours
         ffmpeg.run([*_base(), "-i", str(target), "-map", "0", "-c", "copy", "-metadata:s:v:0", f"rotate={spec.rotate}",
-                    "-f", muxer, str(out)], timeout_s=120)
+                    *_output(muxer, out)], timeout_s=120)
         target.unlink()
 
 
@@ -365,7 +375,7 @@ def _make_music(bpm: int, expr: str, seconds: float, rate: int, channels: int, r
     graph = (f"{_filter('aevalsrc', exprs=expr, s=rate, d=loop / rate + 0.1)},aloop=loop=-1:size={loop},"
              f"afade=t=in:d=0.3,afade=t=out:st={seconds - 2:.1f}:d=2")
     ffmpeg.run([*_base(), "-f", "lavfi", "-i", graph, *codec, "-ar", str(rate), "-ac", str(channels),
-                "-t", str(seconds), "-f", muxer, str(root / rel)], timeout_s=120)
+                "-t", str(seconds), *_output(muxer, root / rel)], timeout_s=120)
 
 
 def _make_voice(speech: str, voice: str, noise_seed: int, rate: int, channels: int, rel: str, root: Path) -> None:
@@ -375,7 +385,7 @@ def _make_voice(speech: str, voice: str, noise_seed: int, rate: int, channels: i
         graph += (f"[w];{_filter('anoisesrc', color='brown', amplitude=0.03, seed=noise_seed, r=rate)}[n];"
                   "[w][n]amix=inputs=2:duration=first:normalize=0[out0]")
     ffmpeg.run([*_base(), "-f", "lavfi", "-i", graph, *codec, "-ar", str(rate), "-ac", str(channels), "-t", "20",
-                "-f", muxer, str(root / rel)], timeout_s=120)
+                *_output(muxer, root / rel)], timeout_s=120)
 
 
 def _make_still(source: str, rid: str, title: str, size: tuple[int, int], seed: int, fmt: str, rel: str,
@@ -386,7 +396,7 @@ def _make_still(source: str, rid: str, title: str, size: tuple[int, int], seed: 
         graph += ",format=rgba," + _filter("geq", r="r(X,Y)", g="g(X,Y)", b="b(X,Y)",
                                            a="if(lt(hypot(X-W/2,Y-H/2),W*0.46),255,0)")
     ffmpeg.run([*_base(), "-f", "lavfi", "-i", graph, "-frames:v", "1", *_STILL_CODECS[fmt],
-                "-f", "image2", "-update", "1", str(root / rel)], timeout_s=120)
+                "-update", "1", *_output("image2", root / rel)], timeout_s=120)
 
 
 def _make_bytes(data: bytes, rel: str, root: Path) -> None:
