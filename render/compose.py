@@ -285,8 +285,9 @@ def _sound_from(g: _Graph, source_label: str, out: str, samples: int, held: int,
                      f"[{tag}hs][{tag}hb]concat=n=2:v=0:a=1[{out}]"]
 
 
-def _item_streams(g: _Graph, it: _Item, tag: str) -> tuple[str, str]:
+def _item_streams(g: _Graph, it: _Item, tag: str, sound: bool = True) -> tuple[str, str]:
     """The picture and sound of one item: exactly ``it.frames`` frames and its samples on the piece clock.
+    ``sound`` False (a bed replaces it): a video's sound is silence, its audio never decoded.
 
     A moving source is decoded from the item's first frame (a pre-roll from before its in point, a
     handle past its out point: past the source's end the last frame holds and the sound is silence;
@@ -324,7 +325,7 @@ def _item_streams(g: _Graph, it: _Item, tag: str) -> tuple[str, str]:
         if shot.kind == "video":
             g.statements += normalize.video_chain(f"{idx}:{media.video.index}", f"{tag}dec", media, house, decoded,
                                                   g.fit_mode, tag)
-            if media.audio:
+            if media.audio and sound:
                 _sound_from(g, f"{idx}:{media.audio.index}", a, n_samples, held, shot.gain_db, tag)
             else:
                 g.statements.append(normalize.silence(a, n_samples))
@@ -528,8 +529,9 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
         at += shot.frames
     # the shots' own run: pictures and sounds, overlapping by each crossfade inside the piece
     pictures, sounds = [], []
+    replaced = bed is not None and bed.mix == "replace"
     for i, it in enumerate(items):
-        v, a = _item_streams(g, it, f"s{i}")
+        v, a = _item_streams(g, it, f"s{i}", sound=not replaced)
         pictures.append((v, it.frames))
         sounds.append((a, g.samples(it.first, it.end)))
     first, end = (items[0].first, items[-1].end) if items else (0, 0)
@@ -538,8 +540,10 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     _join(g, pictures, overlaps_v, "own_v", "jv", audio=False)
     run_samples = g.samples(first, end)
     own_a = "own_a"
-    if bed is not None and bed.mix == "replace":
-        # the bed replaces the shots' own sound: their streams end in null sinks, unjoined
+    if replaced:
+        # the bed replaces the shots' own sound: their (silent) streams end in null sinks, unjoined. A
+        # decoded sound there made ffmpeg read every shot's file at once, since a null sink always
+        # wants more: the whole piece's pictures queued, conformed, before the concat (3 GB for a montage)
         g.statements += [f"[{label}]anullsink" for label, _ in sounds]
     else:
         _join(g, sounds, overlaps_a, own_a, "ja", audio=True)
@@ -555,7 +559,7 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     if before is not None:
         t = shots[0].enter
         it = _Item(before, before.frames - t.before_frames, before.frames, -t.before_frames, post=t.after_frames)
-        v, a = _item_streams(g, it, "nb")
+        v, a = _item_streams(g, it, "nb", sound=not (edges.before_bed and edges.before_bed.mix == "replace"))
         if edges.before_bed is not None:
             _bed_stream(g, edges.before_bed, 0, it.first, it.end, "nbbed", "nbb")
             a = _under(g, a, edges.before_bed, "nbbed", g.samples(it.first, it.end), "nbmix")
@@ -564,7 +568,7 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     if after is not None:
         t = edges.exit
         it = _Item(after, 0, t.after_frames, total_frames, pre=t.before_frames)
-        v, a = _item_streams(g, it, "na")
+        v, a = _item_streams(g, it, "na", sound=not (edges.after_bed and edges.after_bed.mix == "replace"))
         if edges.after_bed is not None:
             _bed_stream(g, edges.after_bed, total_frames, it.first, it.end, "nabed", "nab")
             a = _under(g, a, edges.after_bed, "nabed", g.samples(it.first, it.end), "namix")
@@ -784,22 +788,29 @@ def join(segments: list[RenderedPiece], house: HouseFormat, out: Path, *, title:
                 result = programme_sound.encode([s.audio for s in segments], layout, house, sound, work,
                                                 previous=(previous, kept_sound) if previous else None,
                                                 timeout_s=300 + seconds)
-                mux(tmp, ["-f", "aac", "-i", str(sound)], programme_sound.mux_args(layout, house))
+                mux(tmp, ["-f", "aac", "-i", str(sound)], programme_sound.mux_args(total_samples, house))
                 sound_encode = result.to_json()
                 if level:
                     loudness = master.planned_loudness(plan, meters)
             else:
-                def encode(audio_filter: str) -> str:
+                def encode(audio_filter: str, per_sample: bool = False) -> list[str]:
+                    if per_sample:  # a gain or linear loudnorm: the AAC is encoded a part a core and spliced
+                        sound = work / "programme.aac"
+                        tails = programme_sound.encode_whole(
+                            [s.audio for s in segments], [samples_for(s.frames, house.rate) for s in segments],
+                            total_samples, audio_filter, house, sound, work, timeout_s=300 + seconds, verbose=level)
+                        mux(tmp, ["-f", "aac", "-i", str(sound)], programme_sound.mux_args(total_samples, house))
+                        return tails
                     # the level chain runs before the exact trim, so the sound still ends on the picture's last sample
-                    return mux(tmp, ["-f", "concat", "-safe", "0", "-i", str(alist)],
-                               ["-af", f"{audio_filter},apad=whole_len={total_samples},atrim=end_sample={total_samples}",
-                                *house.audio_codec_args()], verbose=level)
+                    return [mux(tmp, ["-f", "concat", "-safe", "0", "-i", str(alist)],
+                                ["-af", f"{audio_filter},apad=whole_len={total_samples},atrim=end_sample={total_samples}",
+                                 *house.audio_codec_args()], verbose=level)]
 
                 if level:
                     loudness = master.level_programme(meters, alist, encode, tmp, timeout_s=300 + 2 * seconds,
                                                       verify=verify)
                 else:
-                    encode("anull")
+                    encode("anull", per_sample=True)
         if layout is not None:
             os.replace(sound, kept_sound)
         else:
