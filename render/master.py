@@ -251,6 +251,22 @@ def parse_loudnorm(stderr: str) -> dict | None:
     return data if "normalization_type" in data else None
 
 
+def parse_loudnorm_parts(stderrs: Sequence[str]) -> dict | None:
+    """One summary for a programme levelled in parts (each part's stderr, in order): loudnorm's own
+    when there is one part; else its decision (``linear`` only if every part stayed linear), its
+    inputs (the same for every part) and each part's output figures, or None if any part printed none."""
+    reports = [parse_loudnorm(e) for e in stderrs]
+    if not reports or any(r is None for r in reports):
+        return None
+    if len(reports) == 1:
+        return reports[0]
+    outputs = ("output_i", "output_tp", "output_lra", "output_thresh")
+    kinds = {r["normalization_type"] for r in reports}
+    return {**{k: v for k, v in reports[0].items() if k not in outputs},
+            "normalization_type": kinds.pop() if len(kinds) == 1 else "mixed",
+            "parts": [{k: r.get(k) for k in outputs} for r in reports]}
+
+
 def _concat_input(alist: Path) -> list[str]:
     return ["-f", "concat", "-safe", "0", "-i", str(alist)]
 
@@ -287,12 +303,13 @@ def _loudnorm_reading(report: dict) -> loudness.Loudness:
     return loudness.Loudness(float(report["output_i"]), float(report["output_lra"]), float(report["output_tp"]))
 
 
-def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[[str], str], final: Path,
+def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[[str, bool], list[str]], final: Path,
                     timeout_s: float, target: float = TARGET_LUFS, max_tp: float = TRUE_PEAK_DBTP,
                     verify: bool = True) -> dict:
     """Level and encode the programme, then re-measure the final file; returns build.json's ``loudness``.
 
-    ``encode(audio_filter)`` writes ``final`` (the whole join) and returns ffmpeg's stderr tail;
+    ``encode(audio_filter, per_sample)`` writes ``final`` (the whole join) and returns ffmpeg's stderr
+    tails (one per part: a ``per_sample`` chain, a gain, may be encoded in parts side by side);
     ``alist`` is the concat list of the pieces' PCM, for limiter tuning passes. Without ``verify``
     the final file is not decoded again: the figures are the level pass's own reading of the sound
     it sent to the encoder (loudnorm's output meter, or the last limiter tuning pass).
@@ -306,18 +323,22 @@ def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[
     joins = 0
     while True:
         joins += 1
-        stderr = encode(level_filter(plan, target))
+        # a gain (linear loudnorm) treats every sample alike, so its AAC is encoded in parts side by side
+        stderrs = encode(level_filter(plan, target), plan.mode != "limited")
         if plan.mode == "linear":
-            report_ln = parse_loudnorm(stderr)
+            report_ln = parse_loudnorm_parts(stderrs)
             if report_ln is None:
-                raise FfmpegError(["loudnorm"], 0, stderr, "loudnorm printed no JSON summary")
+                raise FfmpegError(["loudnorm"], 0, "\n".join(stderrs), "loudnorm printed no JSON summary")
             if report_ln["normalization_type"] != "linear":
                 # loudnorm judged differently from our prediction: never ship its dynamic mode
                 plan, more, reading = tune_limited(LevelPlan("limited", plan.gain_db, before, plan.ceiling_dbtp),
                                                    alist, timeout_s, target)
                 tuning += more
                 continue
-            reading = _loudnorm_reading(report_ln)
+            # a part's loudnorm measured only its part: the whole's figures are the plan's, exact for a gain
+            reading = (_loudnorm_reading(report_ln) if "parts" not in report_ln else
+                       loudness.Loudness(before.integrated_lufs + plan.gain_db, before.lra_lu,
+                                         before.true_peak_dbtp + plan.gain_db))
         if not verify:
             got = reading or loudness.Loudness(before.integrated_lufs, before.lra_lu, before.true_peak_dbtp)
             break

@@ -18,15 +18,22 @@ packet ``m`` carries frame ``m - 1``):
 
 The MP4 is muxed from the packets with the same timing an encode writes (one frame of priming
 before 0 in an edit list, the last packet cut to the programme's last sample), so a spliced file
-has the same sample count and alignment as a fresh encode. Anything that is not a plain gain (the
-limiter, which looks ahead and releases across any boundary) is never spliced: such a join
-re-encodes the whole programme, as the master always does.
+has the same sample count and alignment as a fresh encode.
+
+The same splice makes a whole encode parallel: ffmpeg's AAC encoder is single-threaded (30 s of a
+22-minute master at 256k twoloop, on one core while the other idles), so a whole programme is
+encoded in one part a core (``encode_whole``; the preview's first join too). That needs a chain
+that treats every sample alike: a gain, or loudnorm in linear mode (the master's). A limiter looks
+ahead and releases across any boundary, so a limited programme is never spliced: it is encoded in
+one pass.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +48,8 @@ PRE_ROLL = 8    # frames encoded before a span and thrown away (1 is not enough:
 POST_ROLL = 8   # frames after it, so its last frames see the look-ahead a full encode would
 MARGIN = 2      # frames either side of a change that are re-encoded too (the MDCT overlap and window switching)
 MERGE_GAP = 64  # spans this close are encoded as one (an ffmpeg start costs about as much as 3 s of sound)
+WORKERS = max(1, os.cpu_count() or 1)
+MIN_PART_SECONDS = 60  # a whole programme is encoded in parts no shorter than this, side by side
 STATE_VERSION = 1
 
 
@@ -129,17 +138,60 @@ def changed_spans(new: Layout, old: Layout | None) -> list[tuple[int, int]]:
     return spans
 
 
-def _span_argv(sounds: Sequence[Path], lo: int, n: int, gain_db: float, house: HouseFormat, listing: Path,
-               out: Path) -> list[str]:
+def _span_argv(sounds: Sequence[Path], lo: int, n: int, chain: str, house: HouseFormat, listing: Path,
+               out: Path, verbose: bool = False) -> list[str]:
     """ffmpeg argv encoding ``n`` samples from sample ``lo`` of the concatenated ``sounds`` (zeros past
-    their end), at the programme gain, to ADTS."""
+    their end), through ``chain`` (48 kHz in and out), to ADTS."""
     listing.write_text("".join(ffmpeg.concat_entry(p) for p in sounds))
     source = (["-f", "concat", "-safe", "0", "-i", str(listing)] if sounds else
               ["-f", "lavfi", "-i", f"anullsrc=r={house.sample_rate_hz}:cl=stereo"])
-    return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *source, "-map", "0:a",
-            "-af", (f"atrim=start_sample={lo},asetpts=N/SR/TB,volume={gain_db:.2f}dB,apad=whole_len={n},"
-                   f"atrim=end_sample={n}"),
+    return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
+            *source, "-map", "0:a",
+            "-af", f"atrim=start_sample={lo},asetpts=N/SR/TB,{chain},apad=whole_len={n},atrim=end_sample={n}",
             *house.audio_codec_args(), "-f", "adts", str(out)]
+
+
+def _encode_spans(sounds: Sequence[Path], sizes: Sequence[int], spans: Sequence[tuple[int, int]], chain: str,
+                  house: HouseFormat, workdir: Path, timeout_s: float,
+                  verbose: bool = False) -> list[tuple[list[bytes], str]]:
+    """Encode each span ``[f0, f1)`` of AAC frames of the programme (the concatenated ``sounds``, of
+    ``sizes`` samples) with its pre- and post-roll, side by side (AAC encoding is single-threaded);
+    returns, per span, the packets that carry exactly its frames (and the priming packet for a span
+    from the start), and ffmpeg's stderr tail."""
+    starts = [sum(sizes[:j]) for j in range(len(sizes))]
+
+    def one(i: int) -> tuple[list[bytes], str]:
+        f0, f1 = spans[i]
+        pre = min(PRE_ROLL, f0)
+        start, end = (f0 - pre) * AAC_FRAME, (f1 + POST_ROLL) * AAC_FRAME
+        used = [j for j, (s, n) in enumerate(zip(starts, sizes)) if s < end and s + n > start]
+        first = starts[used[0]] if used else start
+        argv = _span_argv([sounds[j] for j in used], start - first, end - start, chain, house,
+                          workdir / f"span{i}.txt", workdir / f"span{i}.aac", verbose)
+        tail = ffmpeg.run(argv, timeout_s=timeout_s).stderr_tail
+        span = adts_packets((workdir / f"span{i}.aac").read_bytes())
+        lo = 0 if f0 == 0 else pre + 1  # a span from the start keeps its own priming packet
+        want = span[lo:pre + 1 + (f1 - f0)]
+        if len(want) != (f1 - f0) + (1 if f0 == 0 else 0):
+            raise FfmpegError(argv, 0, "", f"the span encode gave {len(span)} packets, expected at least "
+                                           f"{pre + 1 + f1 - f0}")
+        return want, tail
+
+    with ThreadPoolExecutor(max_workers=min(len(spans), WORKERS) or 1) as pool:
+        return list(pool.map(one, range(len(spans))))
+
+
+def parts_of(frames: int) -> list[tuple[int, int]]:
+    """A whole programme's AAC frames in equal spans, one a core, none shorter than ``MIN_PART_SECONDS``."""
+    n = max(1, min(WORKERS, frames * AAC_FRAME // (MIN_PART_SECONDS * AUDIO_RATE_HZ)))
+    return [(frames * k // n, frames * (k + 1) // n) for k in range(n)]
+
+
+def _spliced(result: list[bytes], total: int, out: Path) -> None:
+    if len(result) != total + 1:  # cannot happen unless the spans missed a frame: never mux a short stream
+        raise RuntimeError(f"spliced programme has {len(result)} AAC packets, expected {total + 1}")
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"".join(result))
 
 
 def encode(sounds: Sequence[Path], layout: Layout, house: HouseFormat, out: Path, workdir: Path,
@@ -154,44 +206,39 @@ def encode(sounds: Sequence[Path], layout: Layout, house: HouseFormat, out: Path
                 old_layout, old_packets = previous[0], packets
         except (OSError, ValueError):
             pass
-    spans = changed_spans(layout, old_layout)
-    starts, at = [], 0
-    for _, n in layout.pieces:
-        starts.append(at)
-        at += n
     total = layout.frames
+    spans = changed_spans(layout, old_layout)
+    if spans == [(0, total)]:  # nothing to reuse: the whole programme, a part a core
+        spans = parts_of(total)
     # packet m carries frame m - 1; the old stream may be longer or shorter than the new one
     result: list[bytes] = list(old_packets[:total + 1]) if old_packets else []
-    encoded = 0
-    for i, (f0, f1) in enumerate(spans):
-        pre = min(PRE_ROLL, f0)
-        start, end = (f0 - pre) * AAC_FRAME, (f1 + POST_ROLL) * AAC_FRAME
-        used = [j for j, (s, (_, n)) in enumerate(zip(starts, layout.pieces)) if s < end and s + n > start]
-        first = starts[used[0]] if used else start
-        argv = _span_argv([sounds[j] for j in used], start - first, end - start, layout.gain_db, house,
-                          workdir / f"span{i}.txt", workdir / f"span{i}.aac")
-        ffmpeg.run(argv, timeout_s=timeout_s)
-        span = adts_packets((workdir / f"span{i}.aac").read_bytes())
-        lo = 0 if f0 == 0 else pre + 1  # a span from the start keeps its own priming packet
-        want = span[lo:pre + 1 + (f1 - f0)]
-        if len(want) != (f1 - f0) + (1 if f0 == 0 else 0):
-            raise FfmpegError(argv, 0, "", f"the span encode gave {len(span)} packets, expected at least "
-                                           f"{pre + 1 + f1 - f0}")
-        m0 = 0 if f0 == 0 else f0 + 1
-        result[m0:f1 + 1] = want
-        encoded += f1 - f0
-    if len(result) != total + 1:  # cannot happen unless the spans missed a frame: never mux a short stream
-        raise RuntimeError(f"spliced programme has {len(result)} AAC packets, expected {total + 1}")
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(b"".join(result))
+    done = _encode_spans(sounds, [n for _, n in layout.pieces], spans, f"volume={layout.gain_db:.2f}dB", house,
+                         workdir, timeout_s)
+    for (f0, f1), (packets, _) in zip(spans, done):
+        result[0 if f0 == 0 else f0 + 1:f1 + 1] = packets
+    _spliced(result, total, out)
+    encoded = sum(f1 - f0 for f0, f1 in spans)
     return Encoded(total, encoded, total - encoded, tuple(spans))
 
 
-def mux_args(layout: Layout, house: HouseFormat) -> list[str]:
-    """Output options that mux the ADTS stream with an encode's own timing: priming before 0 (an
-    edit list), 1024-sample packets, the last one ending on the programme's last sample."""
-    last = layout.frames  # the packet index of the last frame (packet 0 is the priming)
-    rest = layout.total_samples - (layout.frames - 1) * AAC_FRAME
+def encode_whole(sounds: Sequence[Path], sizes: Sequence[int], total_samples: int, chain: str, house: HouseFormat,
+                 out: Path, workdir: Path, timeout_s: float = 600, verbose: bool = False) -> list[str]:
+    """Write the AAC of a programme of ``total_samples`` (the concatenated ``sounds``, of ``sizes`` samples,
+    padded with silence) to ``out`` (ADTS) through ``chain``, which must treat every sample alike (a
+    gain; loudnorm in linear mode), in parts encoded side by side and spliced as an edit's spans are.
+    Returns each part's stderr tail (``verbose``: loudnorm's summary is in it)."""
+    total = -(-total_samples // AAC_FRAME)
+    spans = parts_of(total)
+    done = _encode_spans(sounds, sizes, spans, chain, house, workdir, timeout_s, verbose)
+    _spliced([p for packets, _ in done for p in packets], total, out)
+    return [tail for _, tail in done]
+
+
+def mux_args(total_samples: int, house: HouseFormat) -> list[str]:
+    """Output options that mux the ADTS stream of a ``total_samples`` programme with an encode's own
+    timing: priming before 0 (an edit list), 1024-sample packets, the last one ending on its last sample."""
+    last = -(-total_samples // AAC_FRAME)  # the packet index of the last frame (packet 0 is the priming)
+    rest = total_samples - (last - 1) * AAC_FRAME
     return ["-c:a", "copy", "-bsf:a",
             (f"setts=time_base=1/{house.sample_rate_hz}:ts=N*{AAC_FRAME}-{AAC_FRAME}:"
             f"duration=if(eq(N\\,{last})\\,{rest}\\,{AAC_FRAME})")]

@@ -139,3 +139,41 @@ def test_a_damaged_kept_sound_is_encoded_again_whole(programme):
     assert j.sound_encode["encoded_frames"] == j.sound_encode["aac_frames"]
     a = next(s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio")
     assert int(a["duration_ts"]) == round(Fraction(1050) / RATE * 48000)
+
+
+def test_a_whole_master_sound_encoded_in_parts_side_by_side_plays_like_one_encode(programme, monkeypatch):
+    """The master's linear loudnorm treats every sample alike, so its AAC is encoded a part a core and
+    spliced: same length and alignment, the same fidelity at the seam as elsewhere, on target."""
+    from render import programme_sound
+
+    p = programme
+    pieces = p.render(p.timeline(0))
+    one, split = p.root / "one" / "episode.mp4", p.root / "split" / "episode.mp4"
+    one.parent.mkdir()
+    split.parent.mkdir()
+    j1 = p.compose.join(pieces, p.house, one, level=True, verify=True)
+    monkeypatch.setattr(programme_sound, "MIN_PART_SECONDS", 10)  # the 35 s programme in two 17.5 s parts
+    monkeypatch.setattr(programme_sound, "WORKERS", 2)
+    j2 = p.compose.join(pieces, p.house, split, level=True, verify=True)
+    assert "parts" not in j1.loudness["loudnorm"]
+    ln = j2.loudness["loudnorm"]
+    assert ln["normalization_type"] == "linear" and len(ln["parts"]) == 2, ln
+    assert j2.loudness["mode"] == "linear" and j2.loudness["gain_db"] == j1.loudness["gain_db"]
+
+    samples = round(Fraction(1050) / RATE * 48000)
+    a = next(s for s in ffprobe(split)["streams"] if s["codec_type"] == "audio")
+    assert int(a["duration_ts"]) == samples and float(a["start_time"]) == 0.0, a
+    ref = reference(pieces, j1.loudness["gain_db"])
+    split_pcm, one_pcm = pcm(split), pcm(one)
+    assert len(split_pcm) == len(one_pcm)  # both decode to whole AAC frames; duration_ts above is exact
+    lag = int(np.argmax([np.dot(split_pcm[k:k + 96000, 0], ref[:96000, 0]) for k in range(2049)]))
+    assert lag == 0, f"the split sound is {lag} samples late"
+    s_snr, o_snr = window_snr(split_pcm, ref), window_snr(one_pcm, ref)
+    assert len(s_snr) >= 90 and s_snr.min() > o_snr.min() - 3, (s_snr.min(), o_snr.min())
+    # the seam (AAC frame 410 of 820, at 17.5 s): the windows around it as close to the source as one encode's
+    seam = 410 * 1024 // WINDOW
+    near = slice(seam - 2, seam + 3)
+    assert window_snr(split_pcm, ref)[near].min() > window_snr(one_pcm, ref)[near].min() - 3
+    got = ebur128(split)
+    assert abs(got["I"] + 24) <= 1 and got["TP"] <= -2, got
+    assert abs(j2.loudness["integrated_lufs"] - got["I"]) < 0.05  # build.json's figures are the final file's
