@@ -80,23 +80,39 @@ def _chunks(items: list, per_worker: int = 4) -> list[list]:
 CACHE_HIT_S = 0.02
 
 
-def _inline_while_cached(items: list, work) -> tuple[list, list]:
-    """Do ``work`` on ``items`` in order in this thread while each is a cache hit; returns the results
-    and the items left for tasks, from the first that took real work on (or failed: a task tries it again).
+def _inline_then_tasks(items: list, work, cost, submit) -> list:
+    """``work`` on every item, in order: cache hits inline in this thread, the rest by ``submit``
+    (which maps the items it is given to task runs and returns their results in order).
 
     After an edit every record is in the cache, and mapping them to task runs anyway made Prefect's
     SQLite contend: a "database is locked" answer costs a fixed 2 s client back-off, a third of a
-    warm rebuild."""
-    done = []
-    for i, item in enumerate(items):
+    warm rebuild. Items are tried cheapest first (``cost``), so a cold build does at most the two
+    smallest inline before handing the rest, in their own order, to the tasks; an item that fails
+    inline is left to its task, which retries transient failures.
+    """
+    done: dict[int, object] = {}
+    for n, i in enumerate(sorted(range(len(items)), key=lambda i: cost(items[i]))):
         started = time.monotonic()
         try:
-            done.append(work(item))
-        except Exception:  # noqa: BLE001 - the task runs it again, with the retries transient failures get
-            return done, items[i:]
-        if i and time.monotonic() - started > CACHE_HIT_S:  # the first may pay one-time imports (cv2: 0.3 s)
-            return done, items[i + 1:]
-    return done, []
+            done[i] = work(items[i])
+        except Exception:  # noqa: BLE001 - the task runs it again
+            break
+        if n and time.monotonic() - started > CACHE_HIT_S:  # the first may pay one-time imports (cv2: 0.3 s)
+            break
+    rest = [i for i in range(len(items)) if i not in done]
+    if rest:
+        done.update(zip(rest, submit([items[i] for i in rest])))
+    return [done[i] for i in range(len(items))]
+
+
+def _file_size(callout: CallOut, record: Record) -> int:
+    """Bytes of a record's upload (0 for a text typed into the form; unknown counts as large)."""
+    if not record.file:
+        return 0
+    try:
+        return (Path(callout.root) / record.file).stat().st_size
+    except (OSError, ValueError):
+        return 1 << 62
 
 
 @task(name="intake-records", cache_policy=NO_CACHE, **runners.RETRY)
@@ -120,12 +136,13 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
         progress.update("intake", record.record_id, 1)
         return result
 
-    results, rest = _inline_while_cached(list(callout.records), one)
-    if rest:
+    def tasks(rest: list[Record]) -> list[Source | Quarantined]:
         futures = intake_records_task.map(unmapped(_arg(callout)), [_arg(c) for c in _chunks(rest)],
                                           unmapped(cache_root))
-        results += [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
-                    for r in rs]
+        return [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
+                for r in rs]
+
+    results = _inline_then_tasks(list(callout.records), one, lambda r: _file_size(callout, r), tasks)
     progress.finish("intake")
     sources = {r.record.record_id: r for r in results if isinstance(r, Source)}
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
@@ -187,11 +204,13 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     progress.start("analyze", len(todo), "analyze")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache_root) / "numba"))
     cache = Cache(Path(cache_root))
-    results, rest = _inline_while_cached(todo, lambda source: analyze_record(source, cache, full))
-    if rest:
+    def tasks(rest: list[Source]) -> list[RecordAnalysis]:
         futures = analyze_records_task.map([_arg(c) for c in _chunks(rest)], unmapped(cache_root), unmapped(full))
-        results += [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs])
-                    for r in rs]
+        return [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs])
+                for r in rs]
+
+    results = _inline_then_tasks(todo, lambda source: analyze_record(source, cache, full),
+                                 lambda source: float(source.media.duration_s or 0), tasks)
     progress.finish("analyze")
     failed = tuple(r.quarantined for r in results if r.quarantined is not None)
     if failed:
