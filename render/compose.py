@@ -712,6 +712,20 @@ def _check(argv: list[str], video: Path, audio: Path, frames: int, samples: int)
                                        f"expected {frames} / {samples}")
 
 
+MOOV_TOO_SMALL = "reserved_moov_size is too small"
+
+
+def moov_bytes(frames: int, samples: int, chapters: int = 0) -> int:
+    """Space reserved before the media data for the MP4's index (moov), so the file is fast-start
+    without ``+faststart``'s second pass, which rewrites the whole file (1.4 s of a 2 s preview join).
+
+    The index costs ~11 bytes a sample here (22 minutes: 1.14 MB for 39 560 frames and 61 876 AAC
+    packets); 24 a sample (frames, AAC packets, chapters) plus 64 KiB leaves twice that. Should it not
+    fit, the muxer says so (and exits 0 with a broken file), and the join is written again with
+    ``+faststart``."""
+    return 65536 + 24 * (frames + samples // 1024 + 2 + chapters)
+
+
 @dataclass(frozen=True, slots=True)
 class Joined:
     """What ``join`` did: whether it wrote the file, the join's key, and the levelled sound's figures."""
@@ -773,14 +787,22 @@ def join(segments: list[RenderedPiece], house: HouseFormat, out: Path, *, title:
         meta.write_text(master.ffmetadata(chapters, house.rate), encoding="utf-8")
 
         def mux(tmp: Path, audio_in: list[str], audio_out: list[str], verbose: bool = False) -> str:
-            argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
-                    "-f", "concat", "-safe", "0", "-i", str(vlist), *audio_in,
-                    "-f", "ffmetadata", "-i", str(meta),
-                    "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
-                    "-c:v", "copy", *audio_out, "-metadata", f"title={title}",
-                    "-movflags", "+faststart", "-movie_timescale", str(house.rate.numerator), "-f", "mp4", str(tmp)]
-            return ffmpeg.run(argv, timeout_s=300 + seconds,
-                              progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
+            def argv(fast_start: list[str]) -> list[str]:
+                return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
+                        "-f", "concat", "-safe", "0", "-i", str(vlist), *audio_in,
+                        "-f", "ffmetadata", "-i", str(meta),
+                        "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
+                        "-c:v", "copy", *audio_out, "-metadata", f"title={title}", *fast_start,
+                        "-movie_timescale", str(house.rate.numerator), "-f", "mp4", str(tmp)]
+
+            def run(cmd: list[str]) -> str:
+                return ffmpeg.run(cmd, timeout_s=300 + seconds,
+                                  progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
+
+            said = run(argv(["-moov_size", str(moov_bytes(frames, total_samples, len(chapters)))]))
+            if MOOV_TOO_SMALL in said:  # ffmpeg exits 0 with a broken file: write it again, the slow way
+                said = run(argv(["-movflags", "+faststart"]))
+            return said
 
         with atomic_path(out) as tmp:
             if layout is not None:

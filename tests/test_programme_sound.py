@@ -177,3 +177,35 @@ def test_a_whole_master_sound_encoded_in_parts_side_by_side_plays_like_one_encod
     got = ebur128(split)
     assert abs(got["I"] + 24) <= 1 and got["TP"] <= -2, got
     assert abs(j2.loudness["integrated_lufs"] - got["I"]) < 0.05  # build.json's figures are the final file's
+
+
+def _atoms(path: Path) -> list[str]:
+    import struct
+
+    atoms, data, at = [], path.read_bytes(), 0
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size = struct.unpack(">Q", data[at + 8:at + 16])[0] if size == 1 else size
+        atoms.append(kind.decode())
+        at += size
+    return atoms
+
+
+def test_the_index_goes_before_the_media_in_reserved_space_or_else_the_slow_way(programme, monkeypatch):
+    """The join reserves room for the MP4's index up front (no second pass over the file); if the
+    room is short, ffmpeg exits 0 with a broken file, so the join must notice and write it again."""
+    p = programme
+    pieces = p.render(p.timeline(0))
+    for name, room in (("reserved", None), ("short", 4096)):
+        if room:
+            monkeypatch.setattr(p.compose, "moov_bytes", lambda *a, room=room: room)
+        out = p.root / name / "episode.mp4"
+        out.parent.mkdir()
+        p.compose.join(pieces, p.house, out)
+        atoms = _atoms(out)
+        assert atoms.index("moov") < atoms.index("mdat"), (name, atoms)
+        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"],
+                                 capture_output=True, text=True, check=True)
+        assert decoded.stderr == "", (name, decoded.stderr[-500:])
+        v = next(s for s in ffprobe(out)["streams"] if s["codec_type"] == "video")
+        assert int(v["nb_frames"]) == 1050, name
