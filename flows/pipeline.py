@@ -28,10 +28,10 @@ from render.analysis import loudness
 from render.analysis import pictures as pictures_mod
 from render.cache import Cache, write_text_atomic
 from render.callout import CallOut, Record, load_callout
-from render.errors import FfmpegError
+from render.errors import FfmpegError, MediaRejected
 from render.house import HouseFormat
 from render.house import profile as house_profile
-from render.intake import Quarantined, Source, intake_record
+from render.intake import Quarantined, Source, intake_record, resolve_file
 from render.plan import Analysis, plan, source_shot
 from render.spec import check_against, load_spec
 from render.timebase import timecode, to_seconds
@@ -80,9 +80,10 @@ def _chunks(items: list, per_worker: int = 4) -> list[list]:
 CACHE_HIT_S = 0.02
 
 
-def _inline_then_tasks(items: list, work, cost, submit) -> list:
-    """``work`` on every item, in order: cache hits inline in this thread, the rest by ``submit``
-    (which maps the items it is given to task runs and returns their results in order).
+def _inline_then_tasks(items: list, work, cost, submit, stage: str, rid) -> list:
+    """``work`` on every item, in order: cache hits inline in this thread, the rest in task runs
+    (``submit`` maps chunks of them and returns the futures; ``rid`` names an item's result for the
+    ``stage``'s progress).
 
     After an edit every record is in the cache, and mapping them to task runs anyway made Prefect's
     SQLite contend: a "database is locked" answer costs a fixed 2 s client back-off, a third of a
@@ -95,23 +96,25 @@ def _inline_then_tasks(items: list, work, cost, submit) -> list:
         started = time.monotonic()
         try:
             done[i] = work(items[i])
-        except Exception:  # noqa: BLE001 - the task runs it again
-            break
+        except Exception:  # noqa: BLE001 - not handled here: its task runs it again, retrying a transient
+            break          # failure and raising anything else as the build always has
         if n and time.monotonic() - started > CACHE_HIT_S:  # the first may pay one-time imports (cv2: 0.3 s)
             break
     rest = [i for i in range(len(items)) if i not in done]
     if rest:
-        done.update(zip(rest, submit([items[i] for i in rest])))
+        futures = submit([_arg(c) for c in _chunks([items[i] for i in rest])])
+        results = [r for rs in runners.gather(futures, stage, lambda _, rs: [(rid(r), 1) for r in rs]) for r in rs]
+        done.update(zip(rest, results))
     return [done[i] for i in range(len(items))]
 
 
-def _file_size(callout: CallOut, record: Record) -> int:
-    """Bytes of a record's upload (0 for a text typed into the form; unknown counts as large)."""
+def _upload_bytes(callout: CallOut, record: Record) -> int:
+    """Bytes of a record's upload (0 for a text typed into the form; one intake refuses counts as large)."""
     if not record.file:
         return 0
     try:
-        return (Path(callout.root) / record.file).stat().st_size
-    except (OSError, ValueError):
+        return resolve_file(callout, record).stat().st_size
+    except (MediaRejected, OSError):
         return 1 << 62
 
 
@@ -136,13 +139,10 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
         progress.update("intake", record.record_id, 1)
         return result
 
-    def tasks(rest: list[Record]) -> list[Source | Quarantined]:
-        futures = intake_records_task.map(unmapped(_arg(callout)), [_arg(c) for c in _chunks(rest)],
-                                          unmapped(cache_root))
-        return [r for rs in runners.gather(futures, "intake", lambda i, rs: [(r.record.record_id, 1) for r in rs])
-                for r in rs]
-
-    results = _inline_then_tasks(list(callout.records), one, lambda r: _file_size(callout, r), tasks)
+    results = _inline_then_tasks(
+        list(callout.records), one, lambda r: _upload_bytes(callout, r),
+        lambda chunks: intake_records_task.map(unmapped(_arg(callout)), chunks, unmapped(cache_root)),
+        "intake", lambda r: r.record.record_id)
     progress.finish("intake")
     sources = {r.record.record_id: r for r in results if isinstance(r, Source)}
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
@@ -162,8 +162,6 @@ class RecordAnalysis:
 
 @task(name="analyze-records", cache_policy=NO_CACHE, **runners.RETRY)
 def analyze_records_task(sources: list[Source], cache_root: str, full: bool = True) -> list[RecordAnalysis]:
-    # numba (under librosa) compiles on first use; caching that beside our own cache makes it once per machine
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache_root) / "numba"))
     return [analyze_record(source, Cache(Path(cache_root)), full) for source in sources]
 
 
@@ -172,6 +170,8 @@ def analyze_record(source: Source, cache: Cache, full: bool = True) -> RecordAna
     all intake needs to level a clip). Media that cannot be decoded quarantines the record (it could
     not be rendered either); an analysis that fails on decodable media leaves the record usable
     without it, with a warning."""
+    # numba (under librosa) compiles on first use; caching that beside our own cache makes it once per machine
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache.root / "numba"))
     rid, found, warnings = source.record.record_id, {}, []
     seconds = float(source.media.duration_s or 1) if source.media else 1.0
     steps = (("audio", audio_mod.analyze_audio), ("pictures", pictures_mod.analyze_pictures)) if full else \
@@ -202,15 +202,11 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     todo = [s for s in report.sources.values()
             if s.media and (s.media.audio or (full and s.media.video and not s.media.is_image))]
     progress.start("analyze", len(todo), "analyze")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache_root) / "numba"))
     cache = Cache(Path(cache_root))
-    def tasks(rest: list[Source]) -> list[RecordAnalysis]:
-        futures = analyze_records_task.map([_arg(c) for c in _chunks(rest)], unmapped(cache_root), unmapped(full))
-        return [r for rs in runners.gather(futures, "analyze", lambda i, rs: [(r.record_id, 1) for r in rs])
-                for r in rs]
-
-    results = _inline_then_tasks(todo, lambda source: analyze_record(source, cache, full),
-                                 lambda source: float(source.media.duration_s or 0), tasks)
+    results = _inline_then_tasks(
+        todo, lambda source: analyze_record(source, cache, full), lambda source: float(source.media.duration_s or 0),
+        lambda chunks: analyze_records_task.map(chunks, unmapped(cache_root), unmapped(full)),
+        "analyze", lambda r: r.record_id)
     progress.finish("analyze")
     failed = tuple(r.quarantined for r in results if r.quarantined is not None)
     if failed:

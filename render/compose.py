@@ -482,12 +482,17 @@ def _bed_stream(g: _Graph, bed: Bed, at: int, first: int, end: int, out: str, ta
                 fades=fades)
 
 
+def _replaces(bed: Bed | None) -> bool:
+    """Whether ``bed`` replaces the shots' own sound (which is then never decoded)."""
+    return bed is not None and bed.mix == "replace"
+
+
 def _under(g: _Graph, own: str, bed: Bed | None, bed_label: str, samples: int, out: str) -> str:
     """The shots' own sound with a bed: replaced by it, or with it mixed under (amix ``normalize=0``:
     it would otherwise halve both inputs; the bed is already set under the programme)."""
     if bed is None:
         return own
-    if bed.mix == "replace":
+    if _replaces(bed):
         g.statements.append(f"[{own}]anullsink")
         return bed_label
     g.statements.append(f"[{own}][{bed_label}]amix=inputs=2:duration=first:normalize=0,atrim=end_sample={samples},"
@@ -529,7 +534,7 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
         at += shot.frames
     # the shots' own run: pictures and sounds, overlapping by each crossfade inside the piece
     pictures, sounds = [], []
-    replaced = bed is not None and bed.mix == "replace"
+    replaced = _replaces(bed)
     for i, it in enumerate(items):
         v, a = _item_streams(g, it, f"s{i}", sound=not replaced)
         pictures.append((v, it.frames))
@@ -551,15 +556,15 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
         # it fades only where the segment starts or ends, so the music runs on across piece boundaries
         # without a dip; a dip at the segment's edge takes the bed down with the picture
         dips = (items[0].fade_in if edges.bed[0] else 0, items[-1].fade_out if edges.bed[1] else 0)
-        _bed_stream(g, bed, 0, first, end, "bed" if bed.mix == "replace" else "bedu", "bed", fades=edges.bed,
+        _bed_stream(g, bed, 0, first, end, "bed" if replaced else "bedu", "bed", fades=edges.bed,
                     dips=dips)
-        own_a = "bed" if bed.mix == "replace" else _under(g, "own_a", bed, "bedu", run_samples, "mixed")
+        own_a = "bed" if replaced else _under(g, "own_a", bed, "bedu", run_samples, "mixed")
     # the neighbours' halves of the crossfades across the piece's edges
     vseq, aseq = [("own_v", end - first)], [(own_a, run_samples)]
     if before is not None:
         t = shots[0].enter
         it = _Item(before, before.frames - t.before_frames, before.frames, -t.before_frames, post=t.after_frames)
-        v, a = _item_streams(g, it, "nb", sound=not (edges.before_bed and edges.before_bed.mix == "replace"))
+        v, a = _item_streams(g, it, "nb", sound=not _replaces(edges.before_bed))
         if edges.before_bed is not None:
             _bed_stream(g, edges.before_bed, 0, it.first, it.end, "nbbed", "nbb")
             a = _under(g, a, edges.before_bed, "nbbed", g.samples(it.first, it.end), "nbmix")
@@ -568,7 +573,7 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     if after is not None:
         t = edges.exit
         it = _Item(after, 0, t.after_frames, total_frames, pre=t.before_frames)
-        v, a = _item_streams(g, it, "na", sound=not (edges.after_bed and edges.after_bed.mix == "replace"))
+        v, a = _item_streams(g, it, "na", sound=not _replaces(edges.after_bed))
         if edges.after_bed is not None:
             _bed_stream(g, edges.after_bed, total_frames, it.first, it.end, "nabed", "nab")
             a = _under(g, a, edges.after_bed, "nabed", g.samples(it.first, it.end), "namix")
