@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import threading
 import time
@@ -39,6 +40,12 @@ SUBMISSION_PROTOCOLS = "file"
 DEFAULT_MEMORY_LIMIT_BYTES = int(os.environ.get("REMIXTV_FFMPEG_MEMORY_MB", "6144")) * 1024 * 1024
 
 ProgressFn = Callable[[float], None]
+
+#: util-linux's setpriv (Essential in Debian) starts each command with a parent-death signal, so an
+#: ffmpeg whose caller dies (a Dask worker lost mid-render, a killed build) is killed with it instead
+#: of running on, orphaned, in its own session. A preexec_fn could do the same, but it runs Python
+#: in the child of a threaded process, which can deadlock; setpriv sets it and execs, same pid.
+_SETPRIV = shutil.which("setpriv")
 
 
 def untrusted_input(link: Path, demuxer: str | None = None) -> list[str]:
@@ -85,10 +92,13 @@ def run(
         argv = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=40)
+    binary = shutil.which(argv[0])
+    if binary is None:
+        raise FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)")
     out_file = open(stdout_path, "wb") if stdout_path else None
     try:
         proc = subprocess.Popen(
-            argv,
+            [_SETPRIV, "--pdeathsig", "KILL", binary, *argv[1:]] if _SETPRIV else [binary, *argv[1:]],
             stdin=subprocess.DEVNULL,
             stdout=out_file or subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -104,6 +104,22 @@ def test_dask_pieces_are_rendered_by_worker_processes(builds):
     assert len(remote) > len(local)  # the lost worker's piece was rendered again elsewhere
 
 
+def test_a_lost_worker_leaves_no_ffmpeg_behind(builds):
+    """The killed worker's piece render was waiting to open the pipe of its QC view, which no one
+    will read now; it dies with the worker (a parent-death signal) instead of waiting forever."""
+    root, _, lost = builds
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:  # not a process, or it just ended
+            continue
+        if "ffmpeg" in cmd and str(root) in cmd:
+            left.append((proc.name, cmd.replace("\0", " ")[:300]))
+    for pid, _ in left:  # the next run's machine stays clean even when this fails
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, f"ffmpeg still running after worker {lost} was lost: {left}"
+
 def test_bad_dask_addresses_are_one_line_errors(tmp_path):
     spec = make_project(tmp_path)
     env = cli_env()
