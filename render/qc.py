@@ -51,7 +51,7 @@ import numpy as np
 
 from . import ffmpeg, text
 from .analysis import loudness as loudness_mod
-from .analysis.pictures import BLACK_LUMA, BLACK_RATIO, FlashRange, PictureMeter
+from .analysis.pictures import FlashRange, PictureMeter
 from .analysis.pipe import stream
 from .cache import key_of, write_text_atomic
 from .errors import FfmpegError
@@ -93,7 +93,7 @@ class PieceQC:
     """What QC measured in one rendered piece; frames are the piece's own (0 = its first frame)."""
 
     frames: int
-    black: tuple[Range, ...]         # black frames (at least BLACK_RATIO of the picture under BLACK_LUMA)
+    black: tuple[Range, ...]         # black frames (as upload analysis finds them: pictures.BLACK_*)
     still: tuple[Range, ...]         # frames that repeat the previous one (mean change under FREEZE_DIFF)
     silent: tuple[Range, ...]        # frames whose sound peaks under SILENCE_DBFS
     illegal: tuple[Range, ...]       # frames with more than LEGAL_AREA of the picture out of range
@@ -144,42 +144,33 @@ class PictureMeasure:
 
     def __init__(self, stats: Path):
         self.stats = stats
-        self.flash = PictureMeter(METER_W, METER_H)
-        self.black: list[np.ndarray] = []
-        self.diff: list[np.ndarray] = []
-        self.prev: np.ndarray | None = None
+        self.meter = PictureMeter(METER_W, METER_H)  # black, frame-to-frame change, flashing
         self.first_sig: np.ndarray | None = None
         self.last_sig: np.ndarray | None = None
 
     def feed(self, data: bytes) -> None:
         frames = np.frombuffer(data, np.uint8).reshape(-1, METER_H, METER_W, 3)
-        f = frames.astype(np.float32)
-        luma = 0.2126 * f[..., 2] + 0.7152 * f[..., 1] + 0.0722 * f[..., 0]  # as analysis.pictures measures it
-        self.black.append((luma < BLACK_LUMA).mean(axis=(1, 2)) >= BLACK_RATIO)
-        stacked = np.concatenate([self.prev if self.prev is not None else luma[:1], luma], axis=0)
-        self.diff.append(np.abs(np.diff(stacked, axis=0)).mean(axis=(1, 2)))
-        self.prev = luma[-1:]
+        luma = self.meter.feed(frames)
         sig = luma.reshape(-1, SIG_H, METER_H // SIG_H, SIG_W, METER_W // SIG_W).mean(axis=(2, 4))
         if self.first_sig is None:
             self.first_sig = sig[0].ravel()
         self.last_sig = sig[-1].ravel()
-        self.flash.feed(frames)
 
     def piece(self, audio: Path, frames: int, house: HouseFormat, argv: list[str]) -> PieceQC:
         """The piece's measures, its sound read from its PCM; ``argv`` (the command that fed the
         meters) is the evidence if they did not see exactly ``frames`` frames."""
         got = self.stats.read_text() if self.stats.exists() else ""
         ymin, ymax, brng = (np.array([float(v) for v in p.findall(got)]) for p in _STATS.values())
-        n = sum(len(b) for b in self.black)
+        n = sum(len(b) for b in self.meter.black)
         if n != frames or ymin.size != frames:
             raise FfmpegError(argv, 0, "", f"QC saw {n} frames ({ymin.size} with statistics), expected {frames}")
-        still = np.concatenate(self.diff) < FREEZE_DIFF
+        still = np.concatenate(self.meter.diff) < FREEZE_DIFF
         still[0] = False  # whether the first frame repeats the previous piece's last is decided at the merge
         return PieceQC(
-            frames=frames, black=tuple(runs(np.concatenate(self.black))), still=tuple(runs(still)),
+            frames=frames, black=tuple(runs(np.concatenate(self.meter.black))), still=tuple(runs(still)),
             silent=tuple(runs(_silent_frames(audio, frames, house.rate))), illegal=tuple(runs(brng > LEGAL_AREA)),
             excursions=int(((ymin < LEGAL_Y[0]) | (ymax > LEGAL_Y[1])).sum()), ymin=int(ymin.min()),
-            ymax=int(ymax.max()), flashes=self.flash.flash_ranges(),
+            ymax=int(ymax.max()), flashes=self.meter.flash_ranges(),
             first_sig=tuple(round(float(x), 3) for x in self.first_sig),
             last_sig=tuple(round(float(x), 3) for x in self.last_sig))
 

@@ -1,6 +1,6 @@
 """Shot boundaries (PySceneDetect 0.7), per-shot quality and thumbnails (OpenCV).
 
-scenedetect and cv2 are imported here and nowhere else. We never let scenedetect open a
+scenedetect is imported here and nowhere else (OpenCV also in ``pictures``). We never let scenedetect open a
 file (its backends would bypass ffmpeg's protocol and demuxer allow-lists): ``pictures``
 decodes the record through ``ffmpeg.untrusted_input`` at the project rate and feeds the small
 BGR frames to ``ShotMeter.feed``, which passes each to scenedetect's ``AdaptiveDetector``
