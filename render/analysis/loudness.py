@@ -69,6 +69,13 @@ def parse_short_term_max(stdout: bytes) -> float:
     return round(best, 2)
 
 
+def meter_chain(short_term_to: str = "-") -> str:
+    """The meter proper, on 48 kHz sound: ebur128 with true peak (its summary goes to the log at
+    ``info``), each 100 ms short-term value printed to ``short_term_to`` (a filter-escaped path, or
+    ``-``: stdout)."""
+    return f"ebur128=peak=true:metadata=1,ametadata=mode=print:key=lavfi.r128.S:file={short_term_to}"
+
+
 def meter_filter(layout: str = "") -> str:
     """The audio filter chain of one metering pass (appended after any stream selection).
 
@@ -77,9 +84,19 @@ def meter_filter(layout: str = "") -> str:
     "2 channels" to anything, so the meter fails. ``aformat`` to the count's default layout
     (``2c`` is stereo) names the channels without changing a sample.
     """
+    return f"{to_48k(layout)},{meter_chain()}"
+
+
+def to_48k(layout: str = "") -> str:
+    """The chain that takes a stream to 48 kHz for metering or analysis (``layout``: see ``meter_filter``)."""
     pin = f"aformat=channel_layouts={layout}," if layout else ""
-    return (f"{pin}aresample=48000,ebur128=peak=true:metadata=1,"
-            "ametadata=mode=print:key=lavfi.r128.S:file=-")
+    return f"{pin}aresample=48000"
+
+
+def reading(stderr: str, short_term: bytes) -> Loudness:
+    """The figures of one metering pass: the summary from its log, the short-term values it printed."""
+    summary = parse_summary(stderr)
+    return Loudness(summary.integrated_lufs, summary.lra_lu, summary.true_peak_dbtp, parse_short_term_max(short_term))
 
 
 def measure(input_args: list[str], stream: str, timeout_s: float = 600, layout: str = "") -> Loudness:
@@ -90,9 +107,7 @@ def measure(input_args: list[str], stream: str, timeout_s: float = 600, layout: 
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", *input_args, "-map", stream,
             "-af", meter_filter(layout), "-f", "null", "-"]
     result = ffmpeg.run(argv, timeout_s=timeout_s)
-    summary = parse_summary(result.stderr_tail)
-    return Loudness(summary.integrated_lufs, summary.lra_lu, summary.true_peak_dbtp,
-                    parse_short_term_max(result.stdout))
+    return reading(result.stderr_tail, result.stdout)
 
 
 def measure_file(path: Path, timeout_s: float = 600) -> Loudness:
@@ -106,19 +121,31 @@ def pinned_layout(audio) -> str:
     return f"{audio.channels}c" if unnamed else ""
 
 
+def _key(source) -> str:
+    return f"{source.content_hash}-l{VERSION}-st"
+
+
+def cached_source(source, cache) -> Loudness | None:
+    """A record's loudness from the cache, or None when it was not measured yet."""
+    cached = cache.read_json("loudness", _key(source)) if cache is not None else None
+    return Loudness.from_json(cached) if cached is not None and "max_short_term_lufs" in cached else None
+
+
+def remember_source(source, cache, value: Loudness) -> None:
+    """Cache a record's loudness measured elsewhere (``audio.analyze_audio`` meters as it decodes)."""
+    if cache is not None:
+        cache.write_json("loudness", _key(source), value.to_json())
+
+
 def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | None:
     """Loudness of a record's sound (``render.intake.Source``), cached by content; None without sound."""
     media = source.media
     if media is None or media.audio is None:
         return None
-    key = f"{source.content_hash}-l{VERSION}-st"
-    if cache is not None:
-        cached = cache.read_json("loudness", key)
-        if cached is not None and "max_short_term_lufs" in cached:
-            return Loudness.from_json(cached)
-    a = media.audio
-    value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{a.index}", timeout_s,
-                    layout=pinned_layout(a))
-    if cache is not None:
-        cache.write_json("loudness", key, value.to_json())
+    value = cached_source(source, cache)
+    if value is None:
+        a = media.audio
+        value = measure(ffmpeg.untrusted_input(source.link, source.demuxer), f"0:{a.index}", timeout_s,
+                        layout=pinned_layout(a))
+        remember_source(source, cache, value)
     return value
