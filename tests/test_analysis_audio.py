@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import corpus, lavfi, source_of
 
-from render.analysis import audio
+from render.analysis import audio, loudness
 from render.cache import Cache
 
 
@@ -140,3 +140,20 @@ def test_speex_frames_without_a_channel_layout_are_analysed(tmp_path, cache):
     a = analyze(tone, cache, kind="voice")
     assert a.seconds == pytest.approx(3, abs=0.1)
     assert not a.silent and -40 < a.loudness.integrated_lufs < -5
+
+
+@pytest.mark.parametrize("name,short_term", [
+    ("wav_extensible_float32_48k_6ch.wav", False),  # 0.5 s: shorter than one 3 s short-term window
+    ("jfk_speech_flac_44k_stereo_s32.flac", True),
+    ("lets_go_fishin_song_vorbis_22k_mono.ogg", True),
+])
+def test_the_analysis_meters_loudness_in_its_own_decode_as_the_meter_alone_does(name, short_term, tmp_path):
+    """One decode feeds both the meter and the samples: its figures equal a separate ebur128 pass,
+    and a fresh analysis caches them for intake to reuse."""
+    cache = Cache(tmp_path / "cache")
+    src = source_of(corpus(name), cache, "music")
+    result = audio.analyze_audio(src, cache)
+    alone = loudness.measure(["-i", str(corpus(name))], f"0:{src.media.audio.index}")
+    assert result.loudness == alone
+    assert (result.loudness.max_short_term_lufs > loudness.FLOOR) == short_term  # its values were read
+    assert loudness.cached_source(src, cache) == alone

@@ -164,8 +164,8 @@ def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s:
     path's resampler) keeps full-scale runs flat enough to find clipping, and every position is
     then already a project sample. ``layout`` pins a layout the frames do not carry (see
     ``loudness.meter_filter``). The meter reads a split of the same 48 kHz sound that
-    ``loudness.measure`` would, so its figures are the same; one pass instead of two saves a
-    process start and a decode per record (a fifth of the sound analysis' ffmpeg time).
+    ``loudness.measure`` would, so its figures are the same (checked sample for sample on the
+    demo's uploads); one pass instead of two saves a process start and a decode per record.
     """
     chunks: list[np.ndarray] = []
     keep = channels if channels in (1, 2) else 2
@@ -182,7 +182,7 @@ def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s:
                     "-vn", "-sn", "-dn", "-af", _loudness.to_48k(layout), *pcm_out]
         run = stream(argv, 4 * keep, lambda b: chunks.append(np.frombuffer(b, dtype="<f4")), timeout_s=timeout_s,
                      records_per_chunk=48000)
-        loud = _loudness.reading(run.stderr_tail, short_term.read_bytes()) if meter else None
+        loud = _loudness.figures(run.stderr_tail, short_term.read_bytes()) if meter else None
     data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return data.reshape(-1, keep), loud
 

@@ -93,7 +93,7 @@ def to_48k(layout: str = "") -> str:
     return f"{pin}aresample=48000"
 
 
-def reading(stderr: str, short_term: bytes) -> Loudness:
+def figures(stderr: str, short_term: bytes) -> Loudness:
     """The figures of one metering pass: the summary from its log, the short-term values it printed."""
     summary = parse_summary(stderr)
     return Loudness(summary.integrated_lufs, summary.lra_lu, summary.true_peak_dbtp, parse_short_term_max(short_term))
@@ -107,7 +107,7 @@ def measure(input_args: list[str], stream: str, timeout_s: float = 600, layout: 
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", *input_args, "-map", stream,
             "-af", meter_filter(layout), "-f", "null", "-"]
     result = ffmpeg.run(argv, timeout_s=timeout_s)
-    return reading(result.stderr_tail, result.stdout)
+    return figures(result.stderr_tail, result.stdout)
 
 
 def measure_file(path: Path, timeout_s: float = 600) -> Loudness:
