@@ -92,9 +92,10 @@ def run(
         argv = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=40)
+    missing = FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)")
     binary = shutil.which(argv[0])
     if binary is None:
-        raise FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)")
+        raise missing
     out_file = open(stdout_path, "wb") if stdout_path else None
     try:
         proc = subprocess.Popen(
@@ -107,7 +108,7 @@ def run(
     except FileNotFoundError:
         if out_file:
             out_file.close()
-        raise FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)") from None
+        raise missing from None  # removed since the lookup above
 
     try:
         # set from outside: a preexec_fn would run Python in the child of a threaded process (deadlock-prone)

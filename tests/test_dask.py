@@ -120,6 +120,7 @@ def test_a_lost_worker_leaves_no_ffmpeg_behind(builds):
         os.kill(int(pid), signal.SIGKILL)
     assert not left, f"ffmpeg still running after worker {lost} was lost: {left}"
 
+
 def test_bad_dask_addresses_are_one_line_errors(tmp_path):
     spec = make_project(tmp_path)
     env = cli_env()

@@ -18,6 +18,7 @@ thresholds (``_speech_score`` > 0), then labels are smoothed with a 5-window run
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -170,9 +171,9 @@ def decode(input_args: list[str], stream_spec: str, channels: int, *, timeout_s:
     chunks: list[np.ndarray] = []
     keep = channels if channels in (1, 2) else 2
     pcm_out = ["-ac", str(keep), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
-    with tempfile.TemporaryDirectory(prefix="remixtv-meter-") as folder:
-        short_term = Path(folder) / "short-term.txt"
-        if meter:
+    with contextlib.ExitStack() as scratch:
+        if meter:  # the short-term values go to a file: stdout carries the samples
+            short_term = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="remixtv-meter-"))) / "st.txt"
             graph = (f"[{stream_spec}]{_loudness.to_48k(layout)},asplit=2[pcm][m];"
                      f"[m]{_loudness.meter_chain(text.filter_path(short_term))},anullsink")
             argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", *input_args, "-filter_complex", graph,

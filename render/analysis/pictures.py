@@ -186,7 +186,7 @@ _AS_FLOAT = np.arange(256, dtype=np.float32)
 # cv2.transform rows over BGR pixels
 _LUMA_BGR = np.array([[0.0722, 0.7152, 0.2126]], np.float32)
 _RED_EXCESS = np.array([[-1.0, -1.0, 1.0]], np.float32)       # R - G - B
-# R >= 0.8 (R + G + B) + 1e-6  <=>  R - 4 (G + B) >= 5e-6
+# R >= 0.8 (R + G + B) + 1e-6  <=>  R - 4 (G + B) >= 5e-6 (cv2.threshold tests >: equal to float precision)
 _RED_SHARE = np.array([[-4.0, -4.0, 1.0]], np.float32)
 _RED_MARGIN = 5e-6
 
@@ -228,7 +228,6 @@ class PictureMeter:
     """Black, frozen and flashing, fed chunks of BGR frames ``(n, h, w, 3)`` uint8."""
 
     def __init__(self, width: int, height: int):
-        self.w, self.h = width, height
         gx, gy = GRID
         xe = np.linspace(0, width, gx + 1).astype(int)
         ye = np.linspace(0, height, gy + 1).astype(int)
@@ -245,7 +244,7 @@ class PictureMeter:
         self.diff: list[np.ndarray] = []
         self.lum_t: list[np.ndarray] = []
         self.red_t: list[np.ndarray] = []
-        self.prev_gray: np.ndarray | None = None
+        self.prev_luma: np.ndarray | None = None
 
     def _blocks(self, img: np.ndarray) -> np.ndarray:
         """Block means of ``(n, h, w)`` -> ``(n, blocks)``."""
@@ -257,10 +256,10 @@ class PictureMeter:
         n, h, w, _ = frames.shape
         luma = luma_of(frames)
         self.black.append((luma < BLACK_LUMA).mean(axis=(1, 2)) >= BLACK_RATIO)
-        prev = self.prev_gray if self.prev_gray is not None else luma[:1]
+        prev = self.prev_luma if self.prev_luma is not None else luma[:1]
         stacked = np.concatenate([prev, luma], axis=0)
         self.diff.append(np.abs(np.diff(stacked, axis=0)).mean(axis=(1, 2)))
-        self.prev_gray = luma[-1:]
+        self.prev_luma = luma[-1:]
         linear = cv2.LUT(frames.reshape(n * h, w, 3), _SRGB_TO_LINEAR)
         rel = self._blocks(cv2.transform(linear, _LUMA_BGR).reshape(n, h, w))
         # the saturated-red measure where red is at least 80% of the light, else 0
