@@ -116,7 +116,9 @@ def watch_session(spec: Path, edit, out: Path, profile: str, env: dict) -> dict:
         watcher = watcher or child()
         cpu = _cpu_s(watcher) - (before_cpu if change is not None else 0.0)
         results[name] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "watch_says": said}
-    os.kill(watcher, signal.SIGINT)  # Ctrl-C: the watch stops cleanly and its wrapper reports
+    # `kill`: the watch stops as on Ctrl-C, and its wrapper reports (a SIGINT would be ignored when
+    # this benchmark runs in the background: shells start background jobs ignoring it)
+    os.kill(watcher, signal.SIGTERM)
     proc.wait(timeout=120)
     results["session_peak_rss_mb"] = round(json.loads(report.read_text())[2] / 1024, 1)
     report.unlink()

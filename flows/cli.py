@@ -3,7 +3,9 @@
 Exit codes: 0 ok; 1 a user mistake (bad spec, bad folder, not enough material), printed one
 problem per line; 2 a media tool failed (the command and stderr tail are printed); 3 ``build
 --strict`` built the episode but a QC limit failed (qc.json beside it says which and where); 4 a
-transient failure (storage, network, lost Dask workers) outlasted the retries: run it again, it resumes.
+transient failure (storage, network, lost Dask workers) outlasted the retries: run it again, it resumes;
+130 stopped by Ctrl-C, 143 by ``kill`` (SIGTERM). Stopped either way, finished work is kept and
+nothing half-written is left where a result belongs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,6 +52,25 @@ class _Bars:
         if stage in self.tasks:
             t = self.progress.tasks[self.tasks[stage]]
             self.progress.update(self.tasks[stage], completed=t.total)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so both stop a command the same way."""
+
+
+def _stop_on_sigterm() -> None:
+    """``kill`` (SIGTERM: service managers, ``timeout``) stops a command as Ctrl-C does.
+
+    Python's own SIGTERM ends the process on the spot: no ``finally``, no ``atexit``. Prefect's
+    temporary API server (a uvicorn child) was then left running for good, holding its port.
+    An ignored SIGTERM (``nohup``-style) stays ignored; Prefect's runner and flow engine install
+    their own handlers while they run and put this one back.
+    """
+    def terminated(signum, frame):
+        raise _Terminated
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, terminated)
 
 
 def _fail(problems: list[str], code: int = 1) -> int:
@@ -118,7 +140,8 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
     started = time.monotonic()
     if dask and cache:
         cache = str(Path(cache).resolve())  # workers elsewhere do not share our current directory
-    # no server configured: Prefect's ephemeral one lives and dies with this process
+    # no server configured: a temporary one lives and dies with this process (see runners.local_api)
+    runners.local_api()
     with runners.dask(dask, cache, quiet=not verbose), bars.progress, \
             runners.heartbeats_off(when=not os.environ.get("PREFECT_API_URL")):
         result = build_flow(str(spec), profile, out, cache, variables=variables)
@@ -248,13 +271,14 @@ def cmd_analyze(args) -> int:
     from render.cache import write_text_atomic
     from render.callout import load_callout
 
-    from . import progress
+    from . import progress, runners
     from .pipeline import analysis_report, analyze_callout_flow
 
     callout = load_callout(args.callout)  # fail fast, before Prefect starts
     console = Console(stderr=True)
     bars = _Bars(console)
     progress.install(bars)
+    runners.local_api()
     with bars.progress:
         report, analysis = analyze_callout_flow(str(callout.root), args.cache)
     doc = analysis_report(report, analysis)
@@ -302,7 +326,7 @@ def cmd_nightly(args) -> int:
     if args.action == "serve":
         # a long-running service: its log (the journal) should say what every run did
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
-    from . import nightly
+    from . import nightly, runners
 
     specs = Path(args.specs).expanduser().resolve()
     out = args.out if nightly.is_uri(args.out) else str(Path(args.out).expanduser().resolve())
@@ -314,6 +338,7 @@ def cmd_nightly(args) -> int:
         nightly.serve(specs, out, args.cache, schedule)
         return 0
     nightly.find_specs(specs)  # fail fast, before Prefect starts
+    runners.local_api()
     state = nightly.nightly_previews(str(specs), out, args.cache, return_state=True)
     report = state.result(raise_on_failure=False)
     if isinstance(report, BaseException):
@@ -400,12 +425,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from render.errors import FfmpegError, UserError
 
+    _stop_on_sigterm()
     try:
         return args.func(args)
     except UserError as exc:
         return _fail(exc.problems)
     except FfmpegError as exc:
         return _fail([str(exc)], 2)
+    except _Terminated:
+        return _fail(["stopped (SIGTERM)"], 143)
     except KeyboardInterrupt:
         return _fail(["interrupted"], 130)
     except Exception as exc:

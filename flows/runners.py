@@ -85,6 +85,8 @@ def using(flow_obj):
         from prefect.context import FlowRunContext
 
         inside = FlowRunContext.get() is not None
+        if not inside:
+            local_api()
         with heartbeats_off(when=inside or not os.environ.get("PREFECT_API_URL")):
             return runner(*args, **kwargs)
 
@@ -100,6 +102,52 @@ def opaque_arg(value):
     from prefect.utilities.annotations import quote
 
     return quote(value)
+
+
+def local_api() -> None:
+    """Start the temporary Prefect API server now, in a session of its own (once per process).
+
+    Prefect starts the same server on first use, but in our process group, so a Ctrl-C in the
+    terminal reached it too: it shut down at once, and the flow engine then spent minutes
+    retrying to tell it that the interrupted runs had crashed (a Ctrl-C'd build was still
+    hanging after 2 minutes). In its own session it hears only us: Prefect stops it when we
+    exit, and a parent-death signal stops it if we are killed outright. Every Prefect client in
+    this process finds it as the ephemeral server it would have started (same singleton), so
+    nothing else changes. Nothing happens when ``PREFECT_API_URL`` names a server.
+    """
+    import threading
+
+    from prefect.settings import PREFECT_API_URL
+
+    # the parent-death signal is sent when the starting *thread* ends: only the main thread lasts
+    if PREFECT_API_URL.value() or threading.current_thread() is not threading.main_thread():
+        return
+    _own_session_server().start()  # a no-op once running
+
+
+def _own_session_server():
+    import subprocess
+    import sys
+
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    from render.ffmpeg import dies_with_caller
+
+    class OwnSessionServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            # SubprocessASGIServer's own command and environment (Prefect 3.8), plus the session
+            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                   "PREFECT__SERVER_FINAL": "1",
+                   **get_current_settings().to_environment_variables(exclude_unset=True)}
+            argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+                    "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--log-level", "error", "--lifespan", "on"]
+            # TERM, not KILL: uvicorn closes its database cleanly
+            return subprocess.Popen(dies_with_caller(argv, "TERM"), env=env, start_new_session=True)
+
+    return OwnSessionServer()
 
 
 @contextlib.contextmanager
@@ -233,8 +281,9 @@ def _shared_prefect_api(address: str, worker_hosts: list[str]) -> Iterator[None]
     # the same (singleton) temporary server this process's own client would start on first use
     from prefect.server.api.server import SubprocessASGIServer
 
+    local_api()
     server = SubprocessASGIServer()
-    server.start()
+    server.start()  # a no-op once local_api started it
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
 

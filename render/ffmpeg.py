@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,11 @@ ProgressFn = Callable[[float], None]
 #: of running on, orphaned, in its own session. A preexec_fn could do the same, but it runs Python
 #: in the child of a threaded process, which can deadlock; setpriv sets it and execs, same pid.
 _SETPRIV = shutil.which("setpriv")
+
+
+def dies_with_caller(argv: Sequence[str], signal: str = "KILL") -> list[str]:
+    """``argv`` started so that the kernel sends it ``signal`` if the thread starting it dies."""
+    return [_SETPRIV, "--pdeathsig", signal, *argv] if _SETPRIV else list(argv)
 
 
 def untrusted_input(link: Path, demuxer: str | None = None) -> list[str]:
@@ -99,7 +104,7 @@ def run(
     out_file = open(stdout_path, "wb") if stdout_path else None
     try:
         proc = subprocess.Popen(
-            [_SETPRIV, "--pdeathsig", "KILL", binary, *argv[1:]] if _SETPRIV else [binary, *argv[1:]],
+            dies_with_caller([binary, *argv[1:]]),
             stdin=subprocess.DEVNULL,
             stdout=out_file or subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,22 @@ def corpus(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"test media {path} is missing: ../shared/corpus must sit beside the repo")
     return path
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Children started inside hear Ctrl-C (SIGINT), even when this suite runs with it ignored.
+
+    A shell ignores SIGINT in what it starts in the background (``cmd &`` in a script, ``nohup``),
+    and the ignoring is inherited by every child: a Ctrl-C test would then test nothing. A handled
+    signal is reset to its default in a child, so handling it here for the moment of the start is
+    enough.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def ffprobe(path: Path) -> dict:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, corpus, write_callout
+from conftest import REPO, corpus, interruptible, write_callout
 
 CONTRIBUTORS = [("ana", "Ana", "MX"), ("bo", "Bo", "CN"), ("cy", "Cy", "IR"), ("dee", "Dee", "EG"),
                 ("eli", "Eli", "IL"), ("fox", "Fox", "FR")]
@@ -218,6 +218,40 @@ def test_a_build_killed_mid_render_and_mid_join_finishes_identically_on_rerun(pr
     build2 = json.loads((folder2 / "build.json").read_text())
     assert counts(build2) == {"total": total, "rendered": 0, "cached": total}
     assert (folder2 / "episode.mp4").read_bytes() == ref_file.read_bytes()
+
+
+def test_ctrl_c_stops_a_build_at_once_and_a_killed_build_leaves_nothing_running(project):
+    """Ctrl-C reaches the whole foreground process group. It used to reach Prefect's temporary
+    server too, and the build then hung for minutes retrying to report its crash to it."""
+    root, spec, env = project
+    cache, logs = root / "cache-stop", root / "logs-stop"
+    for name in ("ctrl-c", "kill -9"):
+        log = logs / f"{name}.log"
+        with interruptible():
+            proc = start_build(spec, cache, root / "out-stop", env, log)
+        wait_for(proc, log, lambda: piece_temporaries(cache), "a piece was rendering")
+        below = descendants(proc.pid)
+        assert any(b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in below), "no Prefect server?"
+        if name == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)  # the build alone: what it started must die with it
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            kill_everything(proc)
+            pytest.fail(f"{name}: the build was still running 30 s later:\n{log.read_text()[-3000:]}")
+        deadline = time.monotonic() + 10  # the kernel's parent-death signals, then their own exits
+        while (alive := [pid for pid in below if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive, f"{name}: left running: {[Path(f'/proc/{p}/cmdline').read_bytes()[:80] for p in alive]}"
+        said = log.read_text()
+        if name == "ctrl-c":
+            assert code == 130 and said.rstrip().endswith("interrupted") and "Traceback" not in said, said[-3000:]
+            assert not piece_temporaries(cache)  # the pieces being rendered were cleared away
+        else:
+            assert code == -signal.SIGKILL
+    assert not (root / "out-stop" / "spec" / "preview" / "episode.mp4").exists()
 
 
 def test_stale_leftovers_are_swept_and_fresh_ones_kept(tmp_path):

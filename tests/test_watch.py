@@ -11,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from conftest import REPO, corpus, write_callout
+from test_resume import descendants
 
 SPEC = """\
 title: "RE: Watching"
@@ -82,10 +84,16 @@ def test_watch_rebuilds_on_save_and_says_what_changed(tmp_path, cache_dir):
         said = lines.until("rebuilt")
         done = next(line for line in said if "rebuilt" in line)
         assert "0 of" in done and "episode unchanged" in done, done  # no media work at all
+
+        # `kill PID`, as a service manager or `timeout` sends: the watch stops as it does on Ctrl-C,
+        # and takes Prefect's temporary server (a child in a session of its own) with it
+        server = [pid for pid in descendants(proc.pid) if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert server, "the watch should run Prefect's temporary server"
+        proc.send_signal(signal.SIGTERM)
+        lines.until("stopped watching", timeout=30)
+        assert proc.wait(30) == 0, lines.seen[-20:]
+        assert not [pid for pid in server if Path(f"/proc/{pid}").exists()], "the Prefect server outlived the watch"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, lines.seen[-20:]
+            proc.wait(30)
