@@ -113,14 +113,16 @@ def local_api() -> None:
     hanging after 2 minutes). In its own session it hears only us: Prefect stops it when we
     exit, and a parent-death signal stops it if we are killed outright. Every Prefect client in
     this process finds it as the ephemeral server it would have started (same singleton), so
-    nothing else changes. Nothing happens when ``PREFECT_API_URL`` names a server.
+    nothing else changes.
     """
     import threading
 
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return  # a server of the user's, or none allowed (Prefect then says so itself)
     # the parent-death signal is sent when the starting *thread* ends: only the main thread lasts
-    if PREFECT_API_URL.value() or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         return
     _own_session_server().start()  # a no-op once running
 
