@@ -26,6 +26,13 @@ def _quiet_prefect(verbose: bool) -> None:
     # Prefect logs a failed flow with a traceback; for user mistakes we print our own one-liners.
     os.environ["PREFECT_LOGGING_LEVEL"] = "INFO" if verbose else "CRITICAL"
     os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "WARNING" if verbose else "CRITICAL"
+    if not verbose:
+        import logging
+
+        # Prefect's event and log senders log under their class names, outside the "prefect" tree:
+        # a stopped build otherwise ends on "Still processing items: 6 items remaining..."
+        for name in ("EventsWorker", "APILogWorker"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class _Bars:
@@ -63,8 +70,9 @@ def _stop_on_sigterm() -> None:
 
     Python's own SIGTERM ends the process on the spot: no ``finally``, no ``atexit``. Prefect's
     temporary API server (a uvicorn child) was then left running for good, holding its port.
-    An ignored SIGTERM (``nohup``-style) stays ignored; Prefect's runner and flow engine install
-    their own handlers while they run and put this one back.
+    An ignored SIGTERM stays ignored. Prefect's flow engine installs its own handler while a flow
+    runs and, on SIGTERM, reports the crash, puts this one back and signals again; the runner of
+    ``nightly serve`` replaces it for good (it pauses its schedule and exits 0).
     """
     def terminated(signum, frame):
         raise _Terminated
@@ -140,10 +148,11 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
     started = time.monotonic()
     if dask and cache:
         cache = str(Path(cache).resolve())  # workers elsewhere do not share our current directory
-    # no server configured: a temporary one lives and dies with this process (see runners.local_api)
-    runners.local_api()
     with runners.dask(dask, cache, quiet=not verbose), bars.progress, \
             runners.heartbeats_off(when=not os.environ.get("PREFECT_API_URL")):
+        # no server configured: a temporary one lives and dies with this process (after --dask is
+        # checked, which fails faster than the server starts)
+        runners.local_api()
         result = build_flow(str(spec), profile, out, cache, variables=variables)
     folder = storage.join_uri(out, spec.stem, profile) if storage.is_uri(out) else Path(out) / spec.stem / profile
     console.print(f"[bold]{result['title']}[/]: {result['duration']} ({result['frames']} frames), "

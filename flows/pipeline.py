@@ -18,7 +18,6 @@ from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from render import __version__, compose, master, normalize, qc
 from render import credits as credits_mod
@@ -127,7 +126,7 @@ def intake_records_task(callout: CallOut, records: list[Record], cache_root: str
     return results
 
 
-@flow(name="intake", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS * 2))
+@flow(name="intake", task_runner=runners.ThreadPool(max_workers=WORKERS * 2))
 def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     """Read a call-out folder; accept or quarantine (with a reason) every record."""
     callout = load_callout(callout_dir)
@@ -192,7 +191,7 @@ def analyze_record(source: Source, cache: Cache, full: bool = True) -> RecordAna
                           warnings=tuple(warnings))
 
 
-@flow(name="analyze", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+@flow(name="analyze", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tuple[Analysis, IntakeReport]:
     """Analyse every record with sound or moving pictures: loudness, silence, speech/music, beats;
     shots, black, frozen, flashing (see ``render.analysis``); ``full=False`` measures loudness only.
@@ -234,7 +233,7 @@ def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile:
     return result
 
 
-@flow(name="compose", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+@flow(name="compose", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
                  out_file: str) -> tuple[list[compose.RenderedPiece], compose.Joined, dict]:
     """Render every piece in parallel (cached ones are free), join by stream copy with the sound
@@ -305,7 +304,7 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
     return str(out)
 
 
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+@flow(name="ingest", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
                 clips_dir: str | None = None, fit_mode: str = "blur") -> tuple[IntakeReport, dict[str, str]]:
     """Intake alone: accept or quarantine every record; optionally write each accepted one conformed."""
@@ -332,7 +331,7 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
     return report, clips
 
 
-@flow(name="analyze-callout", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+@flow(name="analyze-callout", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tuple[IntakeReport, Analysis]:
     """Intake and full analysis of a call-out, for ``remixtv analyze``."""
     root = str(Cache(Path(cache_root) if cache_root else None).root)
@@ -367,7 +366,7 @@ def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
     return replace(timeline, segments=segments)
 
 
-@flow(name="build-episode", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+@flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
                variables: dict[str, str] | None = None) -> dict:
     """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.

@@ -1,7 +1,7 @@
 """Where tasks run (this machine's thread pool, or a Dask cluster), which failures are retried,
 and what makes a killed build safe to run again.
 
-Flows declare a thread pool in their decorators; ``using(flow)`` swaps in a ``DaskTaskRunner``
+Flows declare a ``ThreadPool`` in their decorators; ``using(flow)`` swaps in a ``DaskTaskRunner``
 when a build runs inside ``dask(address)``. Dask workers run the same task functions, so every
 path they touch (the cache, the call-out, ffmpeg) must be the same on every machine.
 
@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import queue
 import re
 import shutil
 import socket
@@ -25,9 +26,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from render import ffmpeg
 from render.errors import FfmpegError, MediaRejected, UserError
 
 from . import progress
@@ -69,6 +72,21 @@ def parse_address(text: str) -> tuple[str, int | str]:
         return "remote", f"{m.group(1) or 'tcp'}://{m.group(2)}:{m.group(3)}"
     raise UserError(f"--dask {text!r}: expected local:N (a Dask cluster of N worker processes on this machine) "
                     f"or a scheduler address like tcp://host:8786")
+
+
+class ThreadPool(ThreadPoolTaskRunner):
+    """Prefect's thread pool task runner, except that a stop ends the running tasks at once.
+
+    A flow stopped by Ctrl-C or ``kill`` (KeyboardInterrupt, Prefect's TerminationSignal) leaves
+    its task runner on the way out, and the pool then waits for the tasks it is running: a piece
+    of a master renders for minutes. Ending their ffmpegs first makes each of them fail with
+    ``ffmpeg.Interrupted`` within moments; nothing new starts.
+    """
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            ffmpeg.stop_all()
+        super().__exit__(exc_type, exc_value, traceback)
 
 
 def using(flow_obj):
@@ -135,8 +153,6 @@ def _own_session_server():
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
 
-    from render.ffmpeg import dies_with_caller
-
     class OwnSessionServer(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen:
             # SubprocessASGIServer's own command and environment (Prefect 3.8), plus the session
@@ -147,7 +163,7 @@ def _own_session_server():
                     "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
                     "--port", str(self.port), "--log-level", "error", "--lifespan", "on"]
             # TERM, not KILL: uvicorn closes its database cleanly
-            return subprocess.Popen(dies_with_caller(argv, "TERM"), env=env, start_new_session=True)
+            return subprocess.Popen(ffmpeg.dies_with_caller(argv, "TERM"), env=env, start_new_session=True)
 
     return OwnSessionServer()
 
@@ -292,6 +308,24 @@ def _shared_prefect_api(address: str, worker_hosts: list[str]) -> Iterator[None]
 
 # --- collecting results ------------------------------------------------------------------------
 
+def _as_completed(futures: list[PrefectFuture[R]], poll_s: float = 0.2) -> Iterator[PrefectFuture[R]]:
+    """Futures as they finish, waiting in steps of ``poll_s`` so that a Ctrl-C or ``kill`` is acted on
+    at once. Linux gives a process's signal to any of its threads, and Python runs the handler when
+    the main thread next runs Python code: waiting without a timeout (as Prefect's ``as_completed``
+    does), the main thread slept through a Ctrl-C until the next task finished, which for a master
+    piece can be minutes."""
+    finished: queue.SimpleQueue[PrefectFuture[R]] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    for _ in futures:
+        while True:
+            try:
+                yield finished.get(timeout=poll_s)
+                break
+            except queue.Empty:
+                continue
+
+
 def gather(futures: list[PrefectFuture[R]], stage: str | None = None,
            units: Callable[[int, R], Iterable[tuple[str, float]]] | None = None) -> list[R]:
     """Results in submission order. As each task finishes, ``units(index, result)`` -> (key, done)
@@ -299,7 +333,7 @@ def gather(futures: list[PrefectFuture[R]], stage: str | None = None,
     the workers. Keys match what the tasks report locally, so on the thread pool this repeats
     the same final numbers and changes nothing."""
     index = {id(f): i for i, f in enumerate(futures)}
-    for future in as_completed(futures):
+    for future in _as_completed(futures):
         result = future.result()
         if stage and units:
             for key, done in units(index[id(future)], result):

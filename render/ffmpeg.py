@@ -9,6 +9,7 @@ untrusted inputs, progress parsing, and errors that keep the command and stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -46,6 +47,27 @@ ProgressFn = Callable[[float], None]
 #: of running on, orphaned, in its own session. A preexec_fn could do the same, but it runs Python
 #: in the child of a threaded process, which can deadlock; setpriv sets it and execs, same pid.
 _SETPRIV = shutil.which("setpriv")
+
+
+class Interrupted(KeyboardInterrupt):
+    """This process is stopping (Ctrl-C, ``kill``): raised instead of a result, and never a verdict
+    on the media (it is no ``Exception``, so nothing that handles a failed ffmpeg catches it)."""
+
+
+#: Every ffmpeg this process runs, so a stop can end them at once: each runs in a session of its
+#: own (out of reach of the terminal's Ctrl-C) and a task pool waits for its running tasks.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.RLock()  # re-entrant: stop_all may run in a signal handler of a holder
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every ffmpeg this process is running and refuse to start more: the process is stopping."""
+    with _running_lock:
+        _stopping.set()
+        for proc in list(_running):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
 
 
 def dies_with_caller(argv: Sequence[str], signal: str = "KILL") -> list[str]:
@@ -101,19 +123,27 @@ def run(
     binary = shutil.which(argv[0])
     if binary is None:
         raise missing
+    if _stopping.is_set():
+        raise Interrupted(f"not started, stopping: {argv[0]}")
     out_file = open(stdout_path, "wb") if stdout_path else None
     try:
-        proc = subprocess.Popen(
-            dies_with_caller([binary, *argv[1:]]),
-            stdin=subprocess.DEVNULL,
-            stdout=out_file or subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group, so a timeout kills the whole tree
-        )
-    except FileNotFoundError:
+        with _running_lock:  # so stop_all sees every process started before it
+            if _stopping.is_set():
+                raise Interrupted(f"not started, stopping: {argv[0]}")
+            proc = subprocess.Popen(
+                dies_with_caller([binary, *argv[1:]]),
+                stdin=subprocess.DEVNULL,
+                stdout=out_file or subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # own process group, so a timeout kills the whole tree
+            )
+            _running.add(proc)
+    except BaseException as exc:
         if out_file:
             out_file.close()
-        raise missing from None  # removed since the lookup above
+        if isinstance(exc, FileNotFoundError):
+            raise missing from None  # removed since the lookup above
+        raise
 
     try:
         # set from outside: a preexec_fn would run Python in the child of a threaded process (deadlock-prone)
@@ -151,12 +181,20 @@ def run(
         proc.wait()
         reader.join(2)
         raise FfmpegError(argv, None, "\n".join(tail), f"timed out after {timeout_s:.0f} s") from None
+    except BaseException:  # Ctrl-C while this thread waits: the process goes with us
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        raise
     finally:
+        with _running_lock:
+            _running.discard(proc)
         if out_file:
             out_file.close()
     reader.join(5)
     if out_reader:
         out_reader.join(5)
+    if proc.returncode != 0 and _stopping.is_set():
+        raise Interrupted(f"stopped: {argv[0]}")
     if proc.returncode != 0:
         reason = f"exit code {proc.returncode}"
         if proc.returncode < 0:

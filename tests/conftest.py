@@ -39,7 +39,7 @@ def interruptible() -> Iterator[None]:
     """Children started inside hear Ctrl-C (SIGINT), even when this suite runs with it ignored.
 
     A shell ignores SIGINT in what it starts in the background (``cmd &`` in a script, ``nohup``),
-    and the ignoring is inherited by every child: a Ctrl-C test would then test nothing. A handled
+    and the ignoring is inherited by every child: a Ctrl-C test would then wait in vain. A handled
     signal is reset to its default in a child, so handling it here for the moment of the start is
     enough.
     """

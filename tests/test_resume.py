@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def kill_everything(proc: subprocess.Popen) -> None:
@@ -220,22 +229,25 @@ def test_a_build_killed_mid_render_and_mid_join_finishes_identically_on_rerun(pr
     assert (folder2 / "episode.mp4").read_bytes() == ref_file.read_bytes()
 
 
-def test_ctrl_c_stops_a_build_at_once_and_a_killed_build_leaves_nothing_running(project):
-    """Ctrl-C reaches the whole foreground process group. It used to reach Prefect's temporary
+def test_ctrl_c_or_kill_stops_a_build_at_once_and_leaves_nothing_running(project):
+    """Ctrl-C (sent to the whole foreground process group) or ``kill`` (the build alone) stops a
+    build within seconds: the pieces being rendered are ended, not waited for, and nothing it
+    started is left running, even after ``kill -9``. Ctrl-C used to reach Prefect's temporary
     server too, and the build then hung for minutes retrying to report its crash to it."""
     root, spec, env = project
     cache, logs = root / "cache-stop", root / "logs-stop"
-    for name in ("ctrl-c", "kill -9"):
+    for name in ("ctrl-c", "kill", "kill -9"):
         log = logs / f"{name}.log"
         with interruptible():
             proc = start_build(spec, cache, root / "out-stop", env, log)
         wait_for(proc, log, lambda: piece_temporaries(cache), "a piece was rendering")
         below = descendants(proc.pid)
-        assert any(b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in below), "no Prefect server?"
+        assert any(b"uvicorn" in cmdline(pid) for pid in below), "no Prefect server?"
+        done = done_pieces(cache)
         if name == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            os.kill(proc.pid, signal.SIGKILL)  # the build alone: what it started must die with it
+            os.killpg(proc.pid, signal.SIGINT)  # a terminal sends it to the whole foreground group
+        else:  # the build alone: what it started must stop with it
+            os.kill(proc.pid, signal.SIGTERM if name == "kill" else signal.SIGKILL)
         try:
             code = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -244,14 +256,48 @@ def test_ctrl_c_stops_a_build_at_once_and_a_killed_build_leaves_nothing_running(
         deadline = time.monotonic() + 10  # the kernel's parent-death signals, then their own exits
         while (alive := [pid for pid in below if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not alive, f"{name}: left running: {[Path(f'/proc/{p}/cmdline').read_bytes()[:80] for p in alive]}"
+        assert not alive, f"{name}: left running: {[cmdline(p)[:80] for p in alive]}"
         said = log.read_text()
-        if name == "ctrl-c":
-            assert code == 130 and said.rstrip().endswith("interrupted") and "Traceback" not in said, said[-3000:]
-            assert not piece_temporaries(cache)  # the pieces being rendered were cleared away
-        else:
+        if name == "kill -9":
             assert code == -signal.SIGKILL
+        else:
+            last = "interrupted" if name == "ctrl-c" else "stopped (SIGTERM)"
+            assert code == (130 if name == "ctrl-c" else 143), said[-3000:]
+            assert said.rstrip().endswith(last) and "Traceback" not in said, said[-3000:]
+            # the pieces being rendered were stopped and cleared away, not finished first
+            assert done_pieces(cache) == done and not piece_temporaries(cache)
     assert not (root / "out-stop" / "spec" / "preview" / "episode.mp4").exists()
+
+
+def test_a_stop_ends_running_ffmpegs_at_once_and_starts_no_more(monkeypatch):
+    """What a Ctrl-C does to the media engine: the render running (here one that would take 10 min)
+    ends at once, as ``Interrupted``, never as an FfmpegError a caller could take for bad media."""
+    from render import ffmpeg
+
+    monkeypatch.setattr(ffmpeg, "_stopping", threading.Event())  # this process goes on after the test
+    failed: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            ffmpeg.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+                        "-t", "600", "-f", "null", "-"], timeout_s=900)
+        except BaseException as exc:  # noqa: BLE001 - what the thread ended with is the assertion
+            failed.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not ffmpeg._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [proc] = ffmpeg._running
+    started = time.monotonic()
+    ffmpeg.stop_all()
+    worker.join(10)
+    assert not worker.is_alive() and time.monotonic() - started < 3
+    assert isinstance(failed[0], ffmpeg.Interrupted) and proc.returncode == -9
+    with pytest.raises(ffmpeg.Interrupted):  # nothing new starts
+        ffmpeg.run(["ffmpeg", "-version"], timeout_s=10)
+    assert not ffmpeg._running
 
 
 def test_stale_leftovers_are_swept_and_fresh_ones_kept(tmp_path):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from conftest import REPO, corpus, write_callout
-from test_resume import descendants
+from test_resume import cmdline, descendants
 
 SPEC = """\
 title: "RE: Watching"
@@ -87,7 +87,7 @@ def test_watch_rebuilds_on_save_and_says_what_changed(tmp_path, cache_dir):
 
         # `kill PID`, as a service manager or `timeout` sends: the watch stops as it does on Ctrl-C,
         # and takes Prefect's temporary server (a child in a session of its own) with it
-        server = [pid for pid in descendants(proc.pid) if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        server = [pid for pid in descendants(proc.pid) if b"uvicorn" in cmdline(pid)]
         assert server, "the watch should run Prefect's temporary server"
         proc.send_signal(signal.SIGTERM)
         lines.until("stopped watching", timeout=30)
