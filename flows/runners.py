@@ -84,7 +84,9 @@ class ThreadPool(ThreadPoolTaskRunner):
     """
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:
-        if exc_type is not None and not issubclass(exc_type, Exception):
+        from prefect.exceptions import TerminationSignal
+
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, TerminationSignal)):
             ffmpeg.stop_all()
         super().__exit__(exc_type, exc_value, traceback)
 

@@ -57,7 +57,7 @@ class Interrupted(KeyboardInterrupt):
 #: Every ffmpeg this process runs, so a stop can end them at once: each runs in a session of its
 #: own (out of reach of the terminal's Ctrl-C) and a task pool waits for its running tasks.
 _running: set[subprocess.Popen] = set()
-_running_lock = threading.RLock()  # re-entrant: stop_all may run in a signal handler of a holder
+_running_lock = threading.Lock()
 _stopping = threading.Event()
 
 
@@ -123,8 +123,6 @@ def run(
     binary = shutil.which(argv[0])
     if binary is None:
         raise missing
-    if _stopping.is_set():
-        raise Interrupted(f"not started, stopping: {argv[0]}")
     out_file = open(stdout_path, "wb") if stdout_path else None
     try:
         with _running_lock:  # so stop_all sees every process started before it
