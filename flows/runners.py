@@ -320,12 +320,11 @@ def _as_completed(futures: list[PrefectFuture[R]], poll_s: float = 0.2) -> Itera
     for future in futures:
         future.add_done_callback(finished.put)
     for _ in futures:
-        while True:
-            try:
-                yield finished.get(timeout=poll_s)
-                break
-            except queue.Empty:
-                continue
+        future = None
+        while future is None:
+            with contextlib.suppress(queue.Empty):
+                future = finished.get(timeout=poll_s)
+        yield future
 
 
 def gather(futures: list[PrefectFuture[R]], stage: str | None = None,
