@@ -74,10 +74,10 @@ def compile_cost(numba_dir: Path) -> list[dict]:
 
 def throughput(files: list[str], cache_root: Path) -> list[dict]:
     from render.analysis import audio, pictures
-    from render.cache import Cache
-    from render.callout import Record
-    from render.intake import Source, safe_link
-    from render.probe import read_media
+    from render.callout.folder import Record
+    from render.core.cache import Cache
+    from render.intake.probe import read_media
+    from render.intake.records import Source, safe_link
 
     cache = Cache(cache_root)
     rows = []

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2)")
     args = parser.parse_args()
 
-    from render.demo import generate_demo_callout
+    from render.callout.demo import generate_demo_callout
 
     work = Path(tempfile.mkdtemp(prefix="remixtv-bench-dask-"))
     results: dict = {"profile": args.profile, "cpus": os.cpu_count(), "dask_workers": args.workers}

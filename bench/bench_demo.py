@@ -58,8 +58,8 @@ def measure(argv: list[str], env: dict, cwd: Path) -> dict:
 
 # the demo call-out generated (once per checkout) and librosa's numba code compiled, neither timed
 _WARM_UP = ("import numpy as np\n"
-            "from render.demo import generate_demo_callout\n"
-            "from render.spec import load_spec\n"
+            "from render.callout.demo import generate_demo_callout\n"
+            "from render.edit.spec import load_spec\n"
             "from render.analysis.audio import analyze_pcm\n"
             "from render.analysis.loudness import Loudness\n"
             "generate_demo_callout(load_spec('episode_specs/demo.yaml').callout)\n"
@@ -169,7 +169,7 @@ def main() -> None:
         report = json.loads((work / "out" / "bench_demo" / args.profile / "build.json").read_text())
         # the floor: the same frames encoded once at the same settings, from the finished episode
         # (decoding H.264 costs a small fraction of encoding it), with nothing else done
-        from render.house import profile as house_profile
+        from render.core.house import profile as house_profile
 
         episode = work / "out" / "bench_demo" / args.profile / "episode.mp4"
         results["encode_floor"] = measure(["ffmpeg", "-v", "error", "-nostdin", "-i", str(episode), "-map", "0:v",

@@ -88,10 +88,10 @@ def _fail(problems: list[str], code: int = 1) -> int:
 
 
 def cmd_validate(args) -> int:
-    from render.callout import load_callout
-    from render.house import RATE
-    from render.spec import check_against, load_spec
-    from render.timebase import timecode, to_frames
+    from render.callout.folder import load_callout
+    from render.core.house import RATE
+    from render.core.timebase import timecode, to_frames
+    from render.edit.spec import check_against, load_spec
 
     from .storage import local_callout
 
@@ -107,7 +107,7 @@ def cmd_validate(args) -> int:
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
     """``--var NAME=VALUE`` options as a mapping (a malformed one is a user error, not a traceback)."""
-    from render.errors import UserError
+    from render.core.errors import UserError
 
     out = {}
     for pair in pairs or []:
@@ -122,8 +122,8 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
            dask: str | None = None, variables: dict[str, str] | None = None) -> dict:
     from rich.console import Console
 
-    from render.callout import load_callout
-    from render.spec import check_against, load_spec
+    from render.callout.folder import load_callout
+    from render.edit.spec import check_against, load_spec
 
     from . import storage
 
@@ -205,7 +205,7 @@ def _watch(args, variables: dict[str, str]) -> int:
 
 
 def cmd_schema(args) -> int:
-    from render.spec import fields_markdown, json_schema
+    from render.edit.spec import fields_markdown, json_schema
 
     print(fields_markdown() if args.markdown else json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return 0
@@ -215,9 +215,9 @@ def cmd_ingest(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from render.cache import write_text_atomic
-    from render.callout import load_callout
-    from render.house import profile as house_profile
+    from render.callout.folder import load_callout
+    from render.core.cache import write_text_atomic
+    from render.core.house import profile as house_profile
 
     from . import progress, runners
     from .pipeline import ingest_flow
@@ -277,8 +277,8 @@ def cmd_analyze(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from render.cache import write_text_atomic
-    from render.callout import load_callout
+    from render.callout.folder import load_callout
+    from render.core.cache import write_text_atomic
 
     from . import progress, runners
     from .pipeline import analysis_report, analyze_callout_flow
@@ -317,8 +317,8 @@ def cmd_analyze(args) -> int:
 def cmd_demo(args) -> int:
     from rich.console import Console
 
-    from render.demo import generate_demo_callout
-    from render.spec import load_spec
+    from render.callout.demo import generate_demo_callout
+    from render.edit.spec import load_spec
 
     console = Console(stderr=True)
     spec = load_spec(DEMO_SPEC)
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "s3_endpoint", None):
         os.environ["REMIXTV_S3_ENDPOINT"] = args.s3_endpoint  # read by flows.storage.client, here and in the flows
 
-    from render.errors import FfmpegError, UserError
+    from render.core.errors import FfmpegError, UserError
 
     _stop_on_sigterm()
     try:

@@ -30,8 +30,8 @@ from prefect.client.schemas.objects import State
 from prefect.schedules import Cron, Schedule
 from prefect.states import Failed
 
-from render.cache import write_text_atomic
-from render.errors import FfmpegError, UserError
+from render.core.cache import write_text_atomic
+from render.core.errors import FfmpegError, UserError
 
 from .pipeline import build_flow
 

@@ -1,7 +1,7 @@
 """The pipeline as Prefect 3 flows: intake -> normalize -> analyze -> plan -> compose -> credits.
 
 Tasks are thin wrappers around ``render`` functions. Caching is ours, by content hash (see
-``render.cache``), not Prefect's: Prefect's input-based keys cannot see a file's bytes change,
+``render.core.cache``), not Prefect's: Prefect's input-based keys cannot see a file's bytes change,
 so every task here uses ``NO_CACHE`` and stays cheap to re-run. Independent work (probing
 records, measuring loudness, rendering pieces) runs in parallel on a thread pool: the work is
 in ffmpeg subprocesses, so threads are enough and keep results in memory.
@@ -19,22 +19,26 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from render import __version__, compose, master, normalize, qc
-from render import credits as credits_mod
-from render import ledger as ledger_mod
+from render import __version__
 from render.analysis import audio as audio_mod
 from render.analysis import loudness
 from render.analysis import pictures as pictures_mod
-from render.cache import Cache, write_text_atomic
-from render.callout import CallOut, Record, load_callout
-from render.errors import FfmpegError, MediaRejected
-from render.house import HouseFormat
-from render.house import profile as house_profile
-from render.intake import Quarantined, Source, intake_record, resolve_file
-from render.plan import Analysis, plan, source_shot
-from render.spec import check_against, load_spec
-from render.timebase import timecode, to_seconds
-from render.timeline import Timeline
+from render.callout.folder import CallOut, Record, load_callout
+from render.compose import pieces as compose
+from render.core.cache import Cache, write_text_atomic
+from render.core.errors import FfmpegError, MediaRejected
+from render.core.house import HouseFormat
+from render.core.house import profile as house_profile
+from render.core.timebase import timecode, to_seconds
+from render.deliver import credits as credits_mod
+from render.deliver import ledger as ledger_mod
+from render.edit.plan import Analysis, plan, source_shot
+from render.edit.spec import check_against, load_spec
+from render.edit.timeline import Timeline
+from render.intake import conform as normalize
+from render.intake.records import Quarantined, Source, intake_record, resolve_file
+from render.master import level as master
+from render.master import qc
 
 from . import progress, runners, storage
 

@@ -30,8 +30,8 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from render import ffmpeg
-from render.errors import FfmpegError, MediaRejected, UserError
+from render.core import ffmpeg
+from render.core.errors import FfmpegError, MediaRejected, UserError
 
 from . import progress
 
@@ -243,7 +243,7 @@ def dask(address: str | None, cache_root: str | os.PathLike | None = None, *,
 def _check_workers(client, address: str, cache_root: str | os.PathLike | None) -> list[str]:
     """Ask every worker what it can see; raise a UserError listing each one that cannot work."""
     from render import __version__
-    from render.cache import Cache
+    from render.core.cache import Cache
 
     root = Cache(Path(cache_root) if cache_root else None).root.resolve()
     token = uuid.uuid4().hex
@@ -427,7 +427,7 @@ RETRY: dict[str, Any] = {
 # --- resuming after a kill ----------------------------------------------------------------------
 
 def _part_stem(path: Path) -> str:
-    """What ``render.cache.atomic_path`` names its temporary files for ``path``: ``.<stem>.*<suffix>.part``."""
+    """What ``render.core.cache.atomic_path`` names its temporary files for ``path``: ``.<stem>.*<suffix>.part``."""
     return f".{path.stem}."
 
 

@@ -35,8 +35,8 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from render.cache import Cache, atomic_path, key_of, write_text_atomic
-from render.errors import UserError
+from render.core.cache import Cache, atomic_path, key_of, write_text_atomic
+from render.core.errors import UserError
 
 ENDPOINT_ENV = "REMIXTV_S3_ENDPOINT"
 MULTIPART_ENV = "REMIXTV_S3_MULTIPART_MIB"

@@ -57,7 +57,7 @@ def watch(spec: Path, build: Callable[[], dict], say: Callable[[str], None], *,
     """
     from watchfiles import watch as watch_files
 
-    from render.errors import FfmpegError, UserError
+    from render.core.errors import FfmpegError, UserError
 
     last: dict | None = None
     spec = spec.resolve()

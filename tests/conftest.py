@@ -121,7 +121,7 @@ class Demo:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Demo:
     """The demo call-out, generated once per test session (about 70 s on 2 cores)."""
-    from render.demo import generate_demo_callout
+    from render.callout.demo import generate_demo_callout
 
     dest = tmp_path_factory.mktemp("demo") / "callout"
     calls: list[tuple[int, int]] = []
@@ -153,9 +153,9 @@ def expected_credited(callout_dir: Path, used: list[str]) -> set[str]:
 
 def source_of(path: Path, cache, kind: str = "music"):
     """A Source the way intake makes one (content hash, neutral link, probed media)."""
-    from render.callout import Record
-    from render.intake import Source, safe_link
-    from render.probe import read_media
+    from render.callout.folder import Record
+    from render.intake.probe import read_media
+    from render.intake.records import Source, safe_link
 
     digest = cache.content_hash(path)
     link = safe_link(cache, path, digest)

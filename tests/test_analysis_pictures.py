@@ -8,7 +8,7 @@ import pytest
 from conftest import corpus, lavfi, source_of
 
 from render.analysis import pictures
-from render.cache import Cache
+from render.core.cache import Cache
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from conftest import write_callout
 
-from render.callout import load_callout
+from render.callout.folder import load_callout
 
 
 def test_malformed_rows_are_skipped_with_line_numbers(tmp_path):

@@ -11,10 +11,10 @@ from fractions import Fraction
 import pytest
 from conftest import write_callout
 
-from render.callout import load_callout
-from render.credits import HEADINGS, UPSTREAM, collation_key, compute, heading_for, layout, roll, write
-from render.errors import UserError
-from render.timeline import Segment, Shot, Timeline
+from render.callout.folder import load_callout
+from render.core.errors import UserError
+from render.deliver.credits import HEADINGS, UPSTREAM, collation_key, compute, heading_for, layout, roll, write
+from render.edit.timeline import Segment, Shot, Timeline
 
 RATE = Fraction(30000, 1001)
 #: Names that need shaping, bidi, fallback fonts or careful collation.
@@ -228,7 +228,7 @@ def test_roll_says_what_slot_it_needs_when_names_cannot_fit(tmp_path):
 
 
 def test_collation_without_pyuca_still_sorts_accents_with_their_letters(monkeypatch):
-    import render.credits as credits_mod
+    import render.deliver.credits as credits_mod
 
     monkeypatch.setattr(credits_mod, "_collator", lambda: None)
     names = ["Zoë", "zoe", "Émile", "Eve", "Åsa", "Ben", "e\u0301a"]

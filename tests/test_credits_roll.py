@@ -11,12 +11,13 @@ import pytest
 from conftest import write_callout
 from test_credits import HARD_NAMES, timeline
 
-from render import compose, house, text
-from render.cache import Cache
-from render.callout import load_callout
-from render.credits import NAME_H, column_width, compute, layout, roll
-from render.errors import UserError
-from render.timeline import Shot
+from render.callout.folder import load_callout
+from render.compose import pieces as compose
+from render.core import house, text
+from render.core.cache import Cache
+from render.core.errors import UserError
+from render.deliver.credits import NAME_H, column_width, compute, layout, roll
+from render.edit.timeline import Shot
 
 H, W = text.PLAY_H, text.PLAY_W
 PREVIEW = house.PROFILES["preview"]

@@ -203,11 +203,11 @@ def examples(tmp_path: Path) -> list[tuple[str, BaseException, bool]]:
     from distributed.comm.core import CommClosedError
 
     from flows.storage import StorageError
-    from render import ffmpeg
-    from render.callout import load_callout
-    from render.errors import UserError
-    from render.intake import resolve_file
-    from render.spec import load_spec
+    from render.callout.folder import load_callout
+    from render.core import ffmpeg
+    from render.core.errors import UserError
+    from render.edit.spec import load_spec
+    from render.intake.records import resolve_file
 
     (tmp_path / "bad.yaml").write_text("title: x\nruntime: soon\nsegments: []\n")
     callout = load_callout(write_callout(tmp_path / "callout", [{"record_id": "E1", "file": "../outside.mp4",
@@ -267,8 +267,8 @@ def test_a_lost_worker_is_transient():
 def test_a_failing_ffmpeg_is_never_retried(prefect_harness, monkeypatch, tmp_path):
     from flows import pipeline
     from flows.runners import RETRIES
-    from render import ffmpeg
-    from render.errors import FfmpegError
+    from render.core import ffmpeg
+    from render.core.errors import FfmpegError
 
     failed = _raised(lambda: ffmpeg.run([ffmpeg.FFMPEG, "-v", "error", "-i", str(tmp_path / "gone.mp4"), "-f", "null",
                                          "-"], timeout_s=30))
@@ -301,7 +301,7 @@ def test_transient_failures_are_retried_until_the_limit(prefect_harness, monkeyp
 
 def test_retries_stop_at_the_first_permanent_failure(prefect_harness, monkeypatch, tmp_path):
     from flows import pipeline
-    from render.errors import FfmpegError
+    from render.core.errors import FfmpegError
 
     calls = []
     failures = [ConnectionResetError(errno.ECONNRESET, "reset by peer"), OSError(errno.EIO, "I/O error"),
@@ -320,7 +320,7 @@ def run_piece(pipeline, expected: type[BaseException], cache: Path) -> None:
     """The pipeline's real render-piece task, without its retry delays, in a flow; it must raise ``expected``."""
     from prefect import flow
 
-    from render.compose import Piece
+    from render.compose.pieces import Piece
 
     task = pipeline.render_piece_task.with_options(retry_delay_seconds=0)
 
@@ -359,7 +359,7 @@ def test_a_worker_that_cannot_render_is_refused_up_front(tmp_path):
     from distributed import Client, LocalCluster
 
     from flows.runners import _check_workers
-    from render.errors import UserError
+    from render.core.errors import UserError
 
     no_ffmpeg = {"REMIXTV_FFMPEG": str(tmp_path / "no-ffmpeg")}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,

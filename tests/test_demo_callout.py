@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from render import ffmpeg
-from render.callout import CONTRIBUTOR_COLUMNS, KINDS, SUBMISSION_COLUMNS, load_callout
-from render.demo import CHAIN, FEATURED, TAGS, demo_tables, generate_demo_callout
+from render.callout.demo import CHAIN, FEATURED, TAGS, demo_tables, generate_demo_callout
+from render.callout.folder import CONTRIBUTOR_COLUMNS, KINDS, SUBMISSION_COLUMNS, load_callout
+from render.core import ffmpeg
 
 TIMED = ("video", "animation", "music", "voice")
 STILL = ("photo", "illustration")
@@ -314,7 +314,7 @@ def test_media_bytes_are_a_function_of_the_seed(demo, tmp_path):
     One upload per file type (the cheapest), plus every colour wash: ffmpeg's gradients source picks
     random colours unless told, and Ogg and Matroska write random stream ids unless made bit-exact.
     """
-    from render.demo import _plan
+    from render.callout.demo import _plan
 
     _, _, jobs = _plan(2014)
     by_type: dict[str, object] = {}

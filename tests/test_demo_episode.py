@@ -6,7 +6,6 @@ import json
 from fractions import Fraction
 
 import pytest
-
 from conftest import REPO, expected_credited, ffprobe, submissions
 
 

@@ -21,11 +21,12 @@ import pytest
 from conftest import corpus, ffprobe, lavfi, write_callout
 from PIL import Image, ImageFilter
 
-from render import compose, plan
-from render.cache import Cache
-from render.errors import UserError
-from render.house import BACKGROUND, PROFILES
-from render.intake import Quarantined, Source, decode_text, intake_record
+from render.compose import pieces as compose
+from render.core.cache import Cache
+from render.core.errors import UserError
+from render.core.house import BACKGROUND, PROFILES
+from render.edit import plan
+from render.intake.records import Quarantined, Source, decode_text, intake_record
 
 HOUSE = PROFILES["preview"]
 W, H = HOUSE.width, HOUSE.height
@@ -525,7 +526,7 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
 
 def test_pictures_over_the_pixel_cap_are_quarantined_before_decoding(tmp_path, monkeypatch):
-    from render.callout import load_callout
+    from render.callout.folder import load_callout
 
     folder = write_callout(tmp_path / "c", [
         {"record_id": "PANO", "file": "media/pano.jpg", "kind": "photo", "title": "Panorama", "contributors": "a"},
@@ -538,7 +539,7 @@ def test_pictures_over_the_pixel_cap_are_quarantined_before_decoding(tmp_path, m
     assert isinstance(got, Quarantined)
     assert got.reason == "picture is 16000x10000 (160 megapixels), over the 120 megapixel limit"
     assert "exceeds specified max pixel count" in got.evidence  # refused from the header, never allocated
-    from render import ffmpeg
+    from render.core import ffmpeg
 
     with monkeypatch.context() as m:  # the verdict on those bytes is kept: the next build probes nothing
         m.setattr(ffmpeg, "run", lambda *a, **k: pytest.fail("a rejected upload was probed again"))

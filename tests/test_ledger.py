@@ -10,11 +10,11 @@ import pytest
 from conftest import write_callout
 from test_credits import RATE, random_callout, timeline
 
-from render import credits as credits_mod
-from render.callout import load_callout
-from render.errors import UserError
-from render.ledger import compute, largest_remainder, write
-from render.timeline import Segment, Shot, Timeline
+from render.callout.folder import load_callout
+from render.core.errors import UserError
+from render.deliver import credits as credits_mod
+from render.deliver.ledger import compute, largest_remainder, write
+from render.edit.timeline import Segment, Shot, Timeline
 
 
 def cut(*shots):

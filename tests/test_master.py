@@ -155,7 +155,7 @@ def test_qc_lists_the_black_stretch_but_not_the_act_break(built):
 def test_strict_build_exits_3_on_a_qc_failure_and_0_without_strict(built, cache_dir, monkeypatch, capsys):
     root, folder, _ = built
     from flows.cli import main
-    from render import ffmpeg
+    from render.core import ffmpeg
 
     argv = ["build", str(root / "spec.yaml"), "--profile", "master", "--out", str(root / "out"),
             "--cache", str(cache_dir)]
@@ -196,11 +196,12 @@ def test_a_truncated_cached_piece_is_rendered_again(built, cache_dir):
 def test_a_programme_linear_gain_cannot_level_is_limited_to_the_true_peak(tmp_path, cache_dir):
     """A voice memo whose one loud click caps its pre-levelling (-32 LUFS with a -1 dBTP peak): one gain
     to -24 would put the click 7 dB over the ceiling, so loudnorm would go dynamic; we limit instead."""
-    from render import compose, plan
     from render.analysis import loudness
-    from render.cache import Cache
-    from render.house import profile
-    from render.timeline import Segment, Shot, Timeline
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
+    from render.core.house import profile
+    from render.edit import plan
+    from render.edit.timeline import Segment, Shot, Timeline
 
     cache = Cache(cache_dir)
     src = source_of(corpus("aac_in_m4a_but_named.aac"), cache, "voice")
@@ -220,11 +221,12 @@ def test_a_preview_join_reports_the_level_pass_reading_without_decoding_the_file
                                                                                        monkeypatch):
     """The preview's choice: no second decode of the programme after the join; the figures are the level
     pass's own reading of the sound it encoded, which agrees with an independent meter on the file."""
-    from render import compose, plan
     from render.analysis import loudness
-    from render.cache import Cache
-    from render.house import profile
-    from render.timeline import Segment, Shot, Timeline
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
+    from render.core.house import profile
+    from render.edit import plan
+    from render.edit.timeline import Segment, Shot, Timeline
 
     cache, house = Cache(cache_dir), profile("preview")
     voice = source_of(corpus("librispeech_reading_vorbis_22k_mono.ogg"), cache, "voice")

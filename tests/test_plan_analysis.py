@@ -137,7 +137,7 @@ def test_a_montage_cut_on_beats_cuts_within_one_frame_of_a_beat(built, song_beat
     assert abs(lag) <= 48, f"the montage's sound is {lag / 48:.1f} ms off the song"  # 1 ms
     # and the picture really cuts there: the shot boundaries seen in the rendered segment
     from render.analysis.pictures import analyze_input
-    from render.probe import read_media
+    from render.intake.probe import read_media
 
     clip = _extract(folder / "episode.mp4", seg, tmp_path / "beats.mp4", "-an", "-c:v", "libx264", "-crf", "12")
     media, _ = read_media(clip)
@@ -189,8 +189,8 @@ def test_excerpts_start_on_shot_boundaries(built, cache_dir):
 
 
 def test_spec_errors_for_beats_name_the_line(tmp_path, callout):
-    from render.errors import SpecError
-    from render.spec import load_spec
+    from render.core.errors import SpecError
+    from render.edit.spec import load_spec
 
     bad = tmp_path / "bad.yaml"
     bad.write_text('title: x\ncallout: callout\nruntime: "0:10"\nsegments:\n'

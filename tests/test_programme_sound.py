@@ -51,11 +51,12 @@ def window_snr(decoded: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def programme(tmp_path_factory):
-    from render import compose, plan
     from render.analysis import loudness
-    from render.cache import Cache
-    from render.house import profile
-    from render.timeline import Segment, Shot, Timeline
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
+    from render.core.house import profile
+    from render.edit import plan
+    from render.edit.timeline import Segment, Shot, Timeline
 
     root = tmp_path_factory.mktemp("spliced")
     cache, house = Cache(root / "cache"), profile("preview")
@@ -144,7 +145,7 @@ def test_a_damaged_kept_sound_is_encoded_again_whole(programme):
 def test_a_whole_master_sound_encoded_in_parts_side_by_side_plays_like_one_encode(programme, monkeypatch):
     """The master's linear loudnorm treats every sample alike, so its AAC is encoded a part a core and
     spliced: same length and alignment, the same fidelity at the seam as elsewhere, on target."""
-    from render import programme_sound
+    from render.master import sound as programme_sound
 
     p = programme
     pieces = p.render(p.timeline(0))

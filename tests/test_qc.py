@@ -24,10 +24,10 @@ LAYOUT = [("flash", 0, 60), ("break", 60, 120), ("still1", 120, 165), ("still2",
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, cache_dir):
-    from render import compose
-    from render.cache import Cache
-    from render.house import profile
-    from render.timeline import Segment, Shot, Timeline
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
+    from render.core.house import profile
+    from render.edit.timeline import Segment, Shot, Timeline
 
     folder = tmp_path_factory.mktemp("qc")
     cache = Cache(cache_dir)
@@ -56,7 +56,7 @@ def made(tmp_path_factory, cache_dir):
 
 @pytest.fixture(scope="module")
 def report(made):
-    from render import qc
+    from render.master import qc
 
     timeline, rendered, episode, side, sources, house = made
     doc = qc.run(timeline, rendered, episode, side["loudness"], house, side["key"], episode.with_name("qc.json"),
@@ -102,8 +102,8 @@ def test_a_super_white_upload_is_legalised_by_conform_and_passes_qc(made, report
 def test_luma_out_of_range_is_reported_where_it_is(tmp_path):
     """QC checks the delivered file rather than trusting conform: a piece that did not come
     through it (luma 250 over the left half of 30 of 60 frames) is reported frame-exactly."""
-    from render import qc
-    from render.house import profile
+    from render.core.house import profile
+    from render.master import qc
 
     house = profile("preview")
     video = lavfi(tmp_path / "hot.mp4", "color=c=gray:s=960x540:r=30000/1001:d=2.002",
@@ -127,7 +127,7 @@ def test_duration_is_exact_and_a_silent_programme_fails_loudness(report):
     assert checks["duration"]["timecode"] == "00:00:11.011"
     assert checks["loudness"]["passed"] is False and checks["loudness"]["integrated_lufs"] <= -70
     assert report["passed"] is False
-    from render import qc
+    from render.master import qc
 
     summary = qc.summary(report)
     assert summary["passed"] is False and set(summary["checks"]) == set(qc.CHECKS)
@@ -135,7 +135,8 @@ def test_duration_is_exact_and_a_silent_programme_fails_loudness(report):
 
 
 def test_the_same_episode_reuses_qc_json_and_a_new_join_reuses_the_piece_measures(made, report, monkeypatch):
-    from render import ffmpeg, qc
+    from render.core import ffmpeg
+    from render.master import qc
 
     timeline, rendered, episode, side, sources, house = made
 
@@ -160,7 +161,7 @@ def test_the_same_episode_reuses_qc_json_and_a_new_join_reuses_the_piece_measure
 def test_the_render_measures_each_piece_as_a_decode_of_its_file_does(made):
     """QC's picture measures come from the render pass (no second decode); they must be what
     measuring the encoded piece file finds, range for range."""
-    from render import qc
+    from render.master import qc
 
     _, rendered, _, _, _, house = made
     for p in rendered:
@@ -176,8 +177,8 @@ def test_the_render_measures_each_piece_as_a_decode_of_its_file_does(made):
 def test_a_still_photo_is_still_by_design_and_a_frozen_video_is_not(made):
     """A photo's slow push-in reads as a freeze; the timeline made it so, so it is listed as expected.
     The same stillness in a video shot fails."""
-    from render import qc
-    from render.timeline import Segment, Shot, Timeline
+    from render.edit.timeline import Segment, Shot, Timeline
+    from render.master import qc
 
     episode = made[2]
     timeline = Timeline("stills", RATE, (Segment("photo", "feature", 0, 90, (Shot("image", 90, "P1"),)),
@@ -193,8 +194,8 @@ def test_a_still_photo_is_still_by_design_and_a_frozen_video_is_not(made):
 def test_a_cached_piece_without_qc_measures_is_rendered_again(made, cache_dir):
     """Pieces from before QC measured in the render are not decoded for their measures (a decode
     reads the codec's ringing): they are rendered again, and carry measures afterwards."""
-    from render import compose
-    from render.cache import Cache
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
 
     timeline, rendered, _, _, sources, house = made
     piece = compose.pieces(timeline)[-1]

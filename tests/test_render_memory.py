@@ -28,10 +28,10 @@ _PEAK = ("import json, resource, subprocess, sys\n"
 
 
 def test_a_montage_under_music_holds_a_few_frames_not_the_whole_piece(tmp_path):
-    from render import compose
-    from render.cache import Cache
-    from render.house import profile
-    from render.timeline import Bed, Shot
+    from render.compose import pieces as compose
+    from render.core.cache import Cache
+    from render.core.house import profile
+    from render.edit.timeline import Bed, Shot
 
     cache, house = Cache(tmp_path / "cache"), profile("master")
     videos = [source_of(corpus(name), cache, "video") for name in VIDEOS]

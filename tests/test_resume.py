@@ -272,7 +272,7 @@ def test_ctrl_c_or_kill_stops_a_build_at_once_and_leaves_nothing_running(project
 def test_a_stop_ends_running_ffmpegs_at_once_and_starts_no_more(monkeypatch):
     """What a Ctrl-C does to the media engine: the render running (here one that would take 10 min)
     ends at once, as ``Interrupted``, never as an FfmpegError a caller could take for bad media."""
-    from render import ffmpeg
+    from render.core import ffmpeg
 
     monkeypatch.setattr(ffmpeg, "_stopping", threading.Event())  # this process goes on after the test
     failed: list[BaseException] = []
@@ -330,7 +330,7 @@ def test_one_build_per_output_and_a_dead_builds_temporaries_go(tmp_path):
     """The lock around compose: a second build of the same output is a one-line error; under the lock a
     dead build's half-written episode goes at once, other temporaries once they are a minute old."""
     from flows.runners import STALE_SMALL_AFTER_S, output_lock
-    from render.errors import UserError
+    from render.core.errors import UserError
 
     folder = tmp_path / "out" / "spec" / "preview"
     folder.mkdir(parents=True)

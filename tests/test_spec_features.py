@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from render.errors import SpecError
-from render.spec import fields_markdown, json_schema, load_spec
+from render.core.errors import SpecError
+from render.edit.spec import fields_markdown, json_schema, load_spec
 
 SCHEMA = REPO / "episode_specs" / "remixtv-spec.schema.json"
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import corpus, ffprobe, write_callout
 
 from flows import storage
-from render.errors import UserError
+from render.core.errors import UserError
 
 WEED = Path(sys.executable).parent / "weed"
 ACCESS, SECRET = "remixtv-test", "remixtv-test-secret"
@@ -181,7 +181,7 @@ def test_uris_and_keys_are_checked_before_anything_is_fetched():
 
 
 def test_staged_callout_is_byte_identical_and_restaging_downloads_only_changes(tmp_path, s3):
-    from render.callout import load_callout
+    from render.callout.folder import load_callout
 
     local = _callout(tmp_path)
     keys = _upload(s3, local, IN_BUCKET, "stage/one/")

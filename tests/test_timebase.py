@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from render.timebase import parse_duration, samples_for, split_samples, timecode, to_frames
+from render.core.timebase import parse_duration, samples_for, split_samples, timecode, to_frames
 
 NTSC = Fraction(30000, 1001)
 

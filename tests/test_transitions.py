@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import ffprobe, lavfi, write_callout
 
-from render import compose
-from render.errors import SpecError
-from render.house import PROFILES
-from render.spec import load_spec
-from render.timeline import Segment, Shot, Timeline, Transition
+from render.compose import pieces as compose
+from render.core.errors import SpecError
+from render.core.house import PROFILES
+from render.edit.spec import load_spec
+from render.edit.timeline import Segment, Shot, Timeline, Transition
 
 RATE = Fraction(30000, 1001)
 SR = 48000
@@ -241,7 +241,7 @@ def test_pieces_carry_their_neighbours_and_key_on_them():
 
 
 def test_the_planner_clamps_in_programme_order_and_keeps_act_breaks_black(tmp_path):
-    from render import plan
+    from render.edit import plan
 
     path = tmp_path / "ep.yaml"
     path.write_text("title: x\ncallout: .\nruntime: '0:10'\nsegments:\n"

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import source_of
 from PIL import Image
 
-from conftest import source_of
-from render import compose, plan
-from render.cache import Cache
-from render.callout import CallOut
-from render.house import PROFILES
+from render.callout.folder import CallOut
+from render.compose import pieces as compose
+from render.core.cache import Cache
+from render.core.house import PROFILES
+from render.edit import plan
 
 HOUSE = PROFILES["preview"]
 

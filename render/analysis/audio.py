@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ffmpeg, text
-from ..cache import Cache, key_of
-from ..house import RATE
-from ..timebase import AUDIO_RATE_HZ
-from . import loudness as _loudness
-from .loudness import Loudness
-from .pipe import stream
+from render.analysis import loudness as _loudness
+from render.analysis.loudness import Loudness
+from render.core import ffmpeg, text
+from render.core.cache import Cache, key_of
+from render.core.house import RATE
+from render.core.pipe import stream
+from render.core.timebase import AUDIO_RATE_HZ
 
 VERSION = 1
 ANALYSIS_SR = 22050          # librosa's working rate (features, tempo)
@@ -375,7 +375,7 @@ def cache_key(content_hash: str, music_hint: bool) -> str:
 
 
 def analyze_audio(source, cache: Cache | None = None, *, timeout_s: float | None = None) -> AudioAnalysis | None:
-    """Analyse a record's sound (a ``render.intake.Source``), cached by content; None when it has no sound.
+    """Analyse a record's sound (a ``render.intake.records.Source``), cached by content; None when it has no sound.
 
     Beats are tracked for ``music`` records and for any sound that is mostly music.
     """

@@ -6,8 +6,8 @@ the same frames ``Shot.source_in_s = frame / RATE`` selects on the render path.
 
 from __future__ import annotations
 
-from .audio import AudioAnalysis
-from .pictures import PictureAnalysis
+from render.analysis.audio import AudioAnalysis
+from render.analysis.pictures import PictureAnalysis
 
 
 def usable_range(frames: int, audio: AudioAnalysis | None = None, pictures: PictureAnalysis | None = None,

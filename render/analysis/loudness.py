@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import ffmpeg
+from render.core import ffmpeg
 
 VERSION = 2  # 2: max short-term loudness
 _SUMMARY = {
@@ -138,7 +138,7 @@ def remember_source(source, cache, value: Loudness) -> None:
 
 
 def measure_source(source, cache=None, timeout_s: float = 600) -> Loudness | None:
-    """Loudness of a record's sound (``render.intake.Source``), cached by content; None without sound."""
+    """Loudness of a record's sound (``render.intake.records.Source``), cached by content; None without sound."""
     media = source.media
     if media is None or media.audio is None:
         return None

@@ -33,12 +33,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import ffmpeg
-from ..cache import Cache, atomic_path, key_of
-from ..house import RATE
-from ..normalize import display_size, picture_prelude
-from ..timebase import timecode
-from .pipe import stream
+from render.core import ffmpeg
+from render.core.cache import Cache, atomic_path, key_of
+from render.core.house import RATE
+from render.core.pipe import stream
+from render.core.timebase import timecode
+from render.intake.conform import display_size, picture_prelude
 
 VERSION = 1
 MAX_W, MAX_H = 256, 144
@@ -330,7 +330,7 @@ def decode_argv(input_args: list[str], stream_spec: str, media, width: int, heig
 def analyze_input(input_args: list[str], stream_spec: str, media, *, thumbs_dir: Path | None = None,
                   thumb_prefix: str = "", timeout_s: float = 900) -> PictureAnalysis:
     """Analyse a video stream given as ffmpeg input args; thumbnails go to ``thumbs_dir`` when given."""
-    from .scenes import ShotMeter  # scenedetect stays in scenes.py
+    from render.analysis.scenes import ShotMeter  # scenedetect stays in scenes.py
 
     w, h = analysis_size(media)
     size = w * h * 3
@@ -369,7 +369,7 @@ def _with_thumb(info: ShotInfo, name: str) -> ShotInfo:
 
 
 def cache_key(content_hash: str) -> str:
-    from . import scenes
+    from render.analysis import scenes
 
     return key_of("pictures", content_hash, VERSION, scenes.VERSION, str(RATE), MAX_W, MAX_H, BLACK_LUMA,
                   BLACK_RATIO, FREEZE_DIFF, FREEZE_MIN_S, GRID, FLASH_DELTA, RED_DELTA, FLASH_AREA)
@@ -381,7 +381,7 @@ def thumbnail_path(cache: Cache, shot: ShotInfo) -> Path | None:
 
 
 def analyze_pictures(source, cache: Cache | None = None, *, timeout_s: float | None = None) -> PictureAnalysis | None:
-    """Analyse a video record's pictures (a ``render.intake.Source``), cached by content; None for stills/audio."""
+    """Analyse a video record's pictures (a ``render.intake.records.Source``), cached by content; None for stills/audio."""
     media = source.media
     if media is None or media.video is None or media.is_image:
         return None

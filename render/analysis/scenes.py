@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from scenedetect import AdaptiveDetector, FrameTimecode
 
-from ..house import RATE
+from render.core.house import RATE
 
 VERSION = 1
 MIN_SHOT_FRAMES = 15        # half a second: flashes and fast pans do not make shots shorter than this
@@ -85,7 +85,7 @@ class ShotMeter:
 
     def finish(self, frames: int, black=()) -> list[tuple]:
         """``[(ShotInfo, jpeg bytes), ...]`` covering frames ``[0, frames)``."""
-        from .pictures import ShotInfo
+        from render.analysis.pictures import ShotInfo
 
         if self.last_tc is not None:
             self._cut(self.detector.post_process(self.last_tc))

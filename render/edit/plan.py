@@ -13,17 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from .analysis import edit
-from .analysis.audio import AudioAnalysis
-from .analysis.loudness import Loudness
-from .analysis.pictures import PictureAnalysis
-from .callout import CallOut
-from .errors import SpecError, SpecProblem
-from .house import RATE
-from .intake import Source
-from .spec import EpisodeSpec, SegmentSpec, Select
-from .timebase import timecode, to_frames, to_seconds
-from .timeline import CUT, Bed, Segment, Shot, Timeline, Transition
+from render.analysis import edit
+from render.analysis.audio import AudioAnalysis
+from render.analysis.loudness import Loudness
+from render.analysis.pictures import PictureAnalysis
+from render.callout.folder import CallOut
+from render.core.errors import SpecError, SpecProblem
+from render.core.house import RATE
+from render.core.timebase import timecode, to_frames, to_seconds
+from render.edit.spec import EpisodeSpec, SegmentSpec, Select
+from render.edit.timeline import CUT, Bed, Segment, Shot, Timeline, Transition
+from render.intake.records import Source
 
 TARGET_LUFS = -24.0  # records are pre-levelled towards the programme target (ATSC A/85)
 MAX_GAIN_DB = 18.0

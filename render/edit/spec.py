@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from .callout import KINDS, CallOut
-from .errors import SpecError, SpecProblem
-from .timebase import parse_duration
+from render.callout.folder import KINDS, CallOut
+from render.core.errors import SpecError, SpecProblem
+from render.core.timebase import parse_duration
 
 SEGMENT_TYPES = ("card", "feature", "montage", "song", "fill", "credits", "act_break")
 #: what a song shows when the spec does not say: pictures, not other sounds or texts

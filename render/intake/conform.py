@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .house import BACKGROUND, HouseFormat
-from .probe import MediaInfo
-from .timebase import AUDIO_RATE_HZ
+from render.core.house import BACKGROUND, HouseFormat
+from render.core.timebase import AUDIO_RATE_HZ
+from render.intake.probe import MediaInfo
 
 CONFORM_VERSION = 2  # 2: one time origin, house background pad, DC blocker, IVTC
 ASPECT_TOLERANCE = Fraction(3, 100)  # within 3% of 16:9 we fill the frame rather than add borders

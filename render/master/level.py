@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ffmpeg
-from .analysis import loudness
-from .cache import write_text_atomic
-from .errors import FfmpegError
-from .house import TARGET_LUFS, TRUE_PEAK_DBTP
-from .timebase import AUDIO_RATE_HZ, timecode
-from .timeline import Timeline
+from render.analysis import loudness
+from render.core import ffmpeg
+from render.core.cache import write_text_atomic
+from render.core.errors import FfmpegError
+from render.core.house import TARGET_LUFS, TRUE_PEAK_DBTP
+from render.core.timebase import AUDIO_RATE_HZ, timecode
+from render.edit.timeline import Timeline
 
 MASTER_VERSION = 1
 METER_VERSION = 1

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .. import ffmpeg
+from render.core import ffmpeg
 
 ChunkFn = Callable[[bytes], None]
 

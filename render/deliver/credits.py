@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import text
-from .cache import write_text_atomic
-from .callout import CallOut
-from .errors import UserError
-from .timeline import Timeline
+from render.callout.folder import CallOut
+from render.core import text
+from render.core.cache import write_text_atomic
+from render.core.errors import UserError
+from render.edit.timeline import Timeline
 
 SCHEMA = "remixtv.credits/2"
 UPSTREAM = "Remixed from the work of"

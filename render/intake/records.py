@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import probe
-from .cache import Cache
-from .callout import CallOut, Record
-from .errors import FfmpegError, MediaRejected, UserError
-from .probe import MediaInfo
+from render.callout.folder import CallOut, Record
+from render.core.cache import Cache
+from render.core.errors import FfmpegError, MediaRejected, UserError
+from render.intake import probe
+from render.intake.probe import MediaInfo
 
 MAX_DURATION_S = Fraction(15 * 60)
 MAX_PIXELS = probe.DEFAULT_MAX_PIXELS  # a decompression bomb guard: larger pictures are refused

@@ -28,14 +28,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__, ffmpeg, master, normalize, programme_sound, qc, text
-from .analysis import pipe
-from .cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
-from .errors import FfmpegError
-from .house import BACKGROUND, LEGALISE, HouseFormat
-from .intake import Source
-from .timebase import samples_for, sec, to_seconds
-from .timeline import CUT, Bed, Shot, Timeline, Transition
+from render import __version__
+from render.core import ffmpeg, pipe, text
+from render.core.cache import Cache, atomic_dir, atomic_path, key_of, write_text_atomic
+from render.core.errors import FfmpegError
+from render.core.house import BACKGROUND, LEGALISE, HouseFormat
+from render.core.timebase import samples_for, sec, to_seconds
+from render.edit.timeline import CUT, Bed, Shot, Timeline, Transition
+from render.intake import conform as normalize
+from render.intake.records import Source
+from render.master import level as master
+from render.master import qc
+from render.master import sound as programme_sound
 
 COMPOSE_VERSION = 6  # 3: waveforms of levelled sound; done.json fingerprints; 4: WebM alpha decoded; 5: transitions
 WAVE_COLOUR = "0xE8C547"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FfmpegError
+from render.core.errors import FfmpegError
 
 FFMPEG = os.environ.get("REMIXTV_FFMPEG", "ffmpeg")
 FFPROBE = os.environ.get("REMIXTV_FFPROBE", "ffprobe")

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import yaml
 
-from .errors import UserError
+from render.core.errors import UserError
 
 KINDS = ("video", "animation", "music", "voice", "photo", "illustration", "text")
 SUBMISSION_COLUMNS = ("record_id", "file", "kind", "title", "contributors", "remix_of", "tags", "text", "released")

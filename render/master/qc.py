@@ -49,15 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ffmpeg, text
-from .analysis import loudness as loudness_mod
-from .analysis.pictures import FlashRange, PictureMeter
-from .analysis.pipe import stream
-from .cache import key_of, write_text_atomic
-from .errors import FfmpegError
-from .house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
-from .timebase import AUDIO_RATE_HZ, timecode, to_seconds
-from .timeline import Timeline
+from render.analysis import loudness as loudness_mod
+from render.analysis.pictures import FlashRange, PictureMeter
+from render.core import ffmpeg, text
+from render.core.cache import key_of, write_text_atomic
+from render.core.errors import FfmpegError
+from render.core.house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP, HouseFormat
+from render.core.pipe import stream
+from render.core.timebase import AUDIO_RATE_HZ, timecode, to_seconds
+from render.edit.timeline import Timeline
 
 QC_VERSION = 8  # 8: only a render's own measures are kept; 7: freezedetect's noise tolerance; 2: signalstats values in exponent notation read whole; 3: 320x180 samples; 4: meters see the whole picture; 5: legal range low-passed; 6: meters from the low-passed picture, taken in the render
 SAMPLE_W, SAMPLE_H = 320, 180       # the averaged (low-passed) picture for the legal-range statistics

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .timebase import timecode
+from render.core.timebase import timecode
 
 SCHEMA = "remixtv.timeline/1"
 SOUND_KINDS = ("video", "audio")  # shot kinds that play their record's own sound

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from . import ffmpeg
-from .callout import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
+from render.callout.folder import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
+from render.core import ffmpeg
 
 #: Bump whenever the output changes, so folders made by an older generator are rebuilt.
 GENERATOR_VERSION = 4  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too;

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from . import ffmpeg
-from .errors import FfmpegError, MediaRejected
+from render.core import ffmpeg
+from render.core.errors import FfmpegError, MediaRejected
 
 IMAGE_DEMUXERS = {"png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"}
 #: Decoders that keep a WebM's alpha channel (stored as side data the native decoders skip).

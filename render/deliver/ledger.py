@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .cache import write_text_atomic
-from .callout import CallOut
-from .credits import remix_cycles
-from .errors import UserError
-from .timeline import Timeline
+from render.callout.folder import CallOut
+from render.core.cache import write_text_atomic
+from render.core.errors import UserError
+from render.deliver.credits import remix_cycles
+from render.edit.timeline import Timeline
 
 SCHEMA = "remixtv.ledger/1"
 CSV_COLUMNS = ("username", "credit_name", "country", "cents", "exact_cents", "records", "paid_for",

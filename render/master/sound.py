@@ -37,11 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ffmpeg
-from .cache import atomic_path
-from .errors import FfmpegError
-from .house import HouseFormat
-from .timebase import AUDIO_RATE_HZ
+from render.core import ffmpeg
+from render.core.cache import atomic_path
+from render.core.errors import FfmpegError
+from render.core.house import HouseFormat
+from render.core.timebase import AUDIO_RATE_HZ
 
 AAC_FRAME = 1024
 PRE_ROLL = 8    # frames encoded before a span and thrown away (1 is not enough: measured 26.7 dB at the splice)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .timebase import AUDIO_RATE_HZ
+from render.core.timebase import AUDIO_RATE_HZ
 
 #: Bump when anything that changes rendered pixels or samples changes, so caches rebuild.
 HOUSE_VERSION = 1
@@ -73,6 +73,6 @@ def profile(name: str) -> HouseFormat:
     try:
         return PROFILES[name]
     except KeyError:
-        from .errors import UserError
+        from render.core.errors import UserError
 
         raise UserError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}") from None
