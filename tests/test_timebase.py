@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from render.core.timebase import parse_duration, samples_for, split_samples, timecode, to_frames
+from render.core.timebase import FrameRange, parse_duration, samples_for, split_samples, timecode, to_frames
 
 NTSC = Fraction(30000, 1001)
 
@@ -30,3 +30,15 @@ def test_22_minutes_is_39560_frames_and_exact_samples():
 def test_split_samples_sums_exactly():
     parts = [7, 13, 1, 90, 3, 29]
     assert sum(split_samples(parts, NTSC)) == samples_for(sum(parts), NTSC)
+
+
+def test_frame_range_is_half_open_and_refuses_to_run_backwards():
+    r = FrameRange(10, 20)
+    assert r.length == 10 and 10 in r and 20 not in r
+    assert not r.overlaps(FrameRange(20, 30)) and r.overlaps(FrameRange(19, 30))
+    assert r.intersection(FrameRange(15, 40)) == FrameRange(15, 20)
+    assert r.intersection(FrameRange(20, 40)) is None
+    assert r.shifted(-10) == FrameRange(0, 10)
+    assert r.seconds(Fraction(30000, 1001)) == (Fraction(1001, 3000), Fraction(1001, 1500))
+    with pytest.raises(ValueError, match="cannot end"):
+        FrameRange(5, 4)

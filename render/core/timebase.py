@@ -6,6 +6,7 @@ Seconds appear only at the edges (ffmpeg arguments, reports), always derived fro
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 AUDIO_RATE_HZ = 48_000
@@ -77,3 +78,41 @@ def timecode(frames: int, rate: Fraction) -> str:
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FrameRange:
+    """Half-open ``[start, end)`` in whole units of one clock: frames of the programme or of a record,
+    or samples of a sound. The one range type; the stages' ranges (sound spans, flashes, QC's
+    findings) are made of it, so overlap and length are computed one way everywhere."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"a range cannot end ({self.end}) before it starts ({self.start})")
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def __contains__(self, unit: int) -> bool:
+        return self.start <= unit < self.end
+
+    def overlaps(self, other: FrameRange) -> bool:
+        """Whether the two share at least one unit (touching ranges do not)."""
+        return self.start < other.end and other.start < self.end
+
+    def intersection(self, other: FrameRange) -> FrameRange | None:
+        """The units both cover, or None when they do not overlap."""
+        start, end = max(self.start, other.start), min(self.end, other.end)
+        return FrameRange(start, end) if start < end else None
+
+    def shifted(self, by: int) -> FrameRange:
+        """The same length, ``by`` units later (earlier when negative)."""
+        return FrameRange(self.start + by, self.end + by)
+
+    def seconds(self, rate: Fraction) -> tuple[Fraction, Fraction]:
+        """Exact start and end times at ``rate`` units a second."""
+        return Fraction(self.start) / rate, Fraction(self.end) / rate
