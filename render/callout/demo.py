@@ -30,7 +30,7 @@ from render.core import ffmpeg
 GENERATOR_VERSION = 4  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too;
 # 4: the same seed makes the same bytes (washes' colours were random, containers carried random ids)
 
-_FONTS = Path(__file__).resolve().parent.parent / "assets" / "fonts"
+_FONTS = Path(__file__).resolve().parents[2] / "assets" / "fonts"
 _FONT = _FONTS / "DejaVuSans.ttf"
 _FONT_BOLD = _FONTS / "DejaVuSans-Bold.ttf"
 

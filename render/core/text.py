@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 PLAY_W, PLAY_H = 1920, 1080
-FONTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
+FONTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "fonts"
 FONT = "DejaVu Sans"
 SAFE_X, SAFE_Y = PLAY_W // 10, PLAY_H // 10  # title-safe: 10% in from each edge
 
