@@ -7,7 +7,9 @@ import itertools
 from render.analysis import edit
 from render.analysis.audio import AudioAnalysis, Span
 from render.analysis.loudness import Loudness
-from render.analysis.pictures import FlashRange, FrameRange, PictureAnalysis, ShotInfo
+from render.analysis.pictures import FlashRange, PictureAnalysis
+from render.analysis.scenes import ShotInfo
+from render.core.timebase import FrameRange
 
 
 def shot(a, b, sharp=200.0, shake=0.1):

@@ -33,7 +33,7 @@ from render.core import ffmpeg, text
 from render.core.cache import Cache, key_of
 from render.core.house import RATE
 from render.core.pipe import stream
-from render.core.timebase import AUDIO_RATE_HZ
+from render.core.timebase import AUDIO_RATE_HZ, FrameRange
 
 VERSION = 1
 ANALYSIS_SR = 22050          # librosa's working rate (features, tempo)
@@ -51,19 +51,8 @@ _librosa_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """A half-open range of samples at 48 kHz: ``[start, end)``."""
-
-    start: int
-    end: int
-
-    @property
-    def samples(self) -> int:
-        return self.end - self.start
-
-    @property
-    def seconds(self) -> tuple[float, float]:
-        return self.start / AUDIO_RATE_HZ, self.end / AUDIO_RATE_HZ
+class Span(FrameRange):
+    """A half-open range of samples at 48 kHz: ``[start, end)`` (``length`` samples; ``seconds(AUDIO_RATE_HZ)``)."""
 
     def frames(self, rate: Fraction = RATE, *, inside: bool = False) -> tuple[int, int]:
         """Project frames ``[first, last)`` covering the span (``inside``: only frames wholly inside)."""
@@ -223,7 +212,7 @@ def find_silences(pcm: np.ndarray, sr: int = AUDIO_RATE_HZ, threshold_dbfs: floa
 
 def dead_air_of(silences: tuple[Span, ...], samples: int, sr: int = AUDIO_RATE_HZ,
                 min_s: float = DEAD_AIR_MIN_S) -> tuple[Span, ...]:
-    return tuple(s for s in silences if s.start == 0 or s.end >= samples or s.samples >= min_s * sr)
+    return tuple(s for s in silences if s.start == 0 or s.end >= samples or s.length >= min_s * sr)
 
 
 def find_clipping(pcm: np.ndarray, level: float = CLIP_LEVEL, run: int = CLIP_RUN,
@@ -320,7 +309,10 @@ def track_beats(y: np.ndarray, sr: int = ANALYSIS_SR) -> tuple[float | None, tup
 
 
 def _label_spans(labels: np.ndarray, which: int, samples: int) -> tuple[Span, ...]:
-    return tuple(Span(a * AUDIO_RATE_HZ, min(samples, b * AUDIO_RATE_HZ)) for a, b in _runs(labels == which))
+    # label windows are librosa's 86 hops (0.9985 s) counted as whole seconds: past ~11 min the last
+    # window's second can start after the sound ends, so both ends are clamped to it
+    return tuple(Span(min(samples, a * AUDIO_RATE_HZ), min(samples, b * AUDIO_RATE_HZ))
+                 for a, b in _runs(labels == which))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +323,7 @@ def analyze_pcm(pcm: np.ndarray, loud: Loudness, *, music_hint: bool = False) ->
     n = int(pcm.shape[0])
     silences = find_silences(pcm)
     clipping, clipped = find_clipping(pcm)
-    quiet = sum(s.samples for s in silences)
+    quiet = sum(s.length for s in silences)
     if n == 0 or quiet >= n or loud.silent:
         return AudioAnalysis(n, loud, silences or ((Span(0, n),) if n else ()), silences or ((Span(0, n),) if n else ()),
                              clipping, clipped, "silence", 0.0, 0.0)

@@ -26,6 +26,7 @@ Shot boundaries, per-shot quality and thumbnails come from ``scenes`` (scenedete
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from render.analysis import scenes
+from render.analysis.scenes import ShotInfo, ShotMeter
 from render.core import ffmpeg
 from render.core.cache import Cache, atomic_path, key_of
 from render.core.house import RATE
 from render.core.pipe import stream
-from render.core.timebase import timecode
+from render.core.timebase import FrameRange, timecode
 from render.intake.conform import display_size, picture_prelude
 
 VERSION = 1
@@ -55,30 +58,19 @@ FLASH_AREA = 0.25              # of the screen
 FLASH_MAX_PER_S = 3            # more than this many flashes a second is a risk
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRange:
-    """Project frames ``[start, end)``."""
+def range_json(r: FrameRange) -> dict:
+    """A range of project frames as analysis.json writes it (with timecodes for people)."""
+    return {"start": r.start, "end": r.end, "start_tc": timecode(r.start, RATE), "end_tc": timecode(r.end, RATE)}
 
-    start: int
-    end: int
 
-    @property
-    def frames(self) -> int:
-        return self.end - self.start
-
-    def to_json(self) -> dict:
-        return {"start": self.start, "end": self.end, "start_tc": timecode(self.start, RATE),
-                "end_tc": timecode(self.end, RATE)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> FrameRange:
-        return cls(int(d["start"]), int(d["end"]))
+def range_from_json(d: dict) -> FrameRange:
+    return FrameRange(int(d["start"]), int(d["end"]))
 
 
 @dataclass(frozen=True, slots=True)
-class FlashRange:
-    start: int
-    end: int
+class FlashRange(FrameRange):
+    """Project frames ``[start, end)`` that flash too fast over too much of the screen."""
+
     kind: str                  # "luminance" or "red"
     flashes_per_s: float       # the most flashes in one second, over the flashing area
     area: float                # the largest fraction of the screen flashing that fast
@@ -90,46 +82,6 @@ class FlashRange:
     @classmethod
     def from_json(cls, d: dict) -> FlashRange:
         return cls(int(d["start"]), int(d["end"]), d["kind"], float(d["flashes_per_s"]), float(d["area"]))
-
-
-@dataclass(frozen=True, slots=True)
-class ShotInfo:
-    """One shot: project frames ``[start, end)`` and its picture quality."""
-
-    start: int
-    end: int
-    sharpness: float           # mean variance of the Laplacian of the 256-px-wide luma (relative: >100 is crisp)
-    brightness: float          # mean luma, 0..1
-    over_exposed: float        # mean fraction of pixels at or over 250/255
-    under_exposed: float       # mean fraction of pixels at or under 5/255
-    shakiness: float           # RMS frame-to-frame jitter of global motion, % of the picture diagonal
-    motion: float              # mean global motion, % of the diagonal per frame
-    thumbnail: str = ""        # file name in the cache's "thumbs" folder (a small JPEG)
-    thumbnail_frame: int = -1
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start
-
-    @property
-    def quality(self) -> float:
-        """A 0..1 score for choosing shots: sharp, well exposed, steady."""
-        sharp = min(1.0, math.log10(1 + max(0.0, self.sharpness)) / 2.5)
-        exposure = max(0.0, 1 - 2 * abs(self.brightness - 0.45)) * (1 - min(1.0, 2 * (self.over_exposed + self.under_exposed)))
-        steady = 1 / (1 + self.shakiness)
-        return round(0.4 * sharp + 0.35 * exposure + 0.25 * steady, 4)
-
-    def to_json(self) -> dict:
-        return {"start": self.start, "end": self.end, "start_tc": timecode(self.start, RATE),
-                "sharpness": self.sharpness, "brightness": self.brightness, "over_exposed": self.over_exposed,
-                "under_exposed": self.under_exposed, "shakiness": self.shakiness, "motion": self.motion,
-                "quality": self.quality, "thumbnail": self.thumbnail, "thumbnail_frame": self.thumbnail_frame}
-
-    @classmethod
-    def from_json(cls, d: dict) -> ShotInfo:
-        return cls(int(d["start"]), int(d["end"]), float(d["sharpness"]), float(d["brightness"]),
-                   float(d["over_exposed"]), float(d["under_exposed"]), float(d["shakiness"]), float(d["motion"]),
-                   d.get("thumbnail", ""), int(d.get("thumbnail_frame", -1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +106,15 @@ class PictureAnalysis:
     def to_json(self) -> dict:
         return {"version": VERSION, "frames": self.frames, "width": self.width, "height": self.height,
                 "rate": str(RATE), "shots": [s.to_json() for s in self.shots],
-                "black": [r.to_json() for r in self.black], "frozen": [r.to_json() for r in self.frozen],
+                "black": [range_json(r) for r in self.black], "frozen": [range_json(r) for r in self.frozen],
                 "flashes": [r.to_json() for r in self.flashes]}
 
     @classmethod
     def from_json(cls, d: dict) -> PictureAnalysis:
         return cls(int(d["frames"]), int(d["width"]), int(d["height"]),
                    tuple(ShotInfo.from_json(s) for s in d["shots"]),
-                   tuple(FrameRange.from_json(r) for r in d["black"]),
-                   tuple(FrameRange.from_json(r) for r in d["frozen"]),
+                   tuple(range_from_json(r) for r in d["black"]),
+                   tuple(range_from_json(r) for r in d["frozen"]),
                    tuple(FlashRange.from_json(r) for r in d["flashes"]))
 
 
@@ -224,20 +176,26 @@ class SwingCounter:
         return up | down
 
 
+def _block_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``GRID`` blocks of a picture: pixels per block, and the 0/1 matrices that sum rows into block
+    rows ``(blocks down, h)`` and columns into block columns ``(w, blocks across)``."""
+    gx, gy = GRID
+    xe = np.linspace(0, width, gx + 1).astype(int)
+    ye = np.linspace(0, height, gy + 1).astype(int)
+    ys, xs = np.arange(height), np.arange(width)[:, None]
+    rows = ((ys >= ye[:-1, None]) & (ys < ye[1:, None])).astype(np.float32)
+    cols = ((xs >= xe[:-1]) & (xs < xe[1:])).astype(np.float32)
+    return np.outer(np.diff(ye), np.diff(xe)).ravel(), rows, cols
+
+
 class PictureMeter:
     """Black, frozen and flashing, fed chunks of BGR frames ``(n, h, w, 3)`` uint8."""
 
     def __init__(self, width: int, height: int):
-        gx, gy = GRID
-        xe = np.linspace(0, width, gx + 1).astype(int)
-        ye = np.linspace(0, height, gy + 1).astype(int)
-        self.block_px = np.outer(np.diff(ye), np.diff(xe)).ravel()
-        # block means as two products with 0/1 matrices (rows into block rows, columns into block
-        # columns): BLAS over a whole chunk, a third of the cost of summing slices
-        ys, xs = np.arange(height), np.arange(width)[:, None]
-        self.rows = ((ys >= ye[:-1, None]) & (ys < ye[1:, None])).astype(np.float32)   # (blocks down, h)
-        self.cols = ((xs >= xe[:-1]) & (xs < xe[1:])).astype(np.float32)              # (w, blocks across)
-        blocks = gx * gy
+        # block means as two products with 0/1 matrices: BLAS over a whole chunk, a third of the
+        # cost of summing slices
+        self.block_px, self.rows, self.cols = _block_grid(width, height)
+        blocks = GRID[0] * GRID[1]
         self.lum = SwingCounter(blocks, FLASH_DELTA, FLASH_DARK)
         self.red = SwingCounter(blocks, RED_DELTA)
         self.black: list[np.ndarray] = []
@@ -288,24 +246,25 @@ class PictureMeter:
         return tuple(FrameRange(a - 1, b) for a, b in _runs(still) if b - a + 1 >= need)
 
     def flash_ranges(self) -> tuple[FlashRange, ...]:
-        out: list[FlashRange] = []
-        for kind, rows in (("luminance", self.lum_t), ("red", self.red_t)):
-            if not rows:
-                continue
-            t = np.stack(rows).astype(np.int32)  # frames x blocks
-            window = round(RATE)  # 30 frames, one second
-            cs = np.cumsum(np.vstack([np.zeros((1, t.shape[1]), np.int32), t]), axis=0)
-            counts = cs[window:] - cs[:-window] if t.shape[0] >= window else cs[-1:] - cs[:1]
-            limit = 2 * FLASH_MAX_PER_S + 1  # 7 transitions: more than 3 flashes
-            weights = self.block_px / self.block_px.sum()
-            area = ((counts >= limit) * weights).sum(axis=1)
-            risky = area > FLASH_AREA
-            for a, b in _runs(risky):
-                # window index k covers frames [k, k + window)
-                start, end = a, min(t.shape[0], b - 1 + window)
-                seg = counts[a:b]
-                out.append(FlashRange(start, end, kind, round(float(seg.max()) / 2, 1), round(float(area[a:b].max()), 3)))
+        out = [r for kind, rows in (("luminance", self.lum_t), ("red", self.red_t)) if rows
+               for r in self._flashing(kind, np.stack(rows).astype(np.int32))]
         return tuple(sorted(out, key=lambda f: (f.start, f.kind)))
+
+    def _flashing(self, kind: str, t: np.ndarray) -> list[FlashRange]:
+        """Ranges where blocks over ``FLASH_AREA`` of the screen swing too often, from transitions ``t`` (frames x blocks)."""
+        window = round(RATE)  # 30 frames, one second
+        cs = np.cumsum(np.vstack([np.zeros((1, t.shape[1]), np.int32), t]), axis=0)
+        counts = cs[window:] - cs[:-window] if t.shape[0] >= window else cs[-1:] - cs[:1]
+        limit = 2 * FLASH_MAX_PER_S + 1  # 7 transitions: more than 3 flashes
+        weights = self.block_px / self.block_px.sum()
+        area = ((counts >= limit) * weights).sum(axis=1)
+        out = []
+        for a, b in _runs(area > FLASH_AREA):
+            # window index k covers frames [k, k + window)
+            start, end = a, min(t.shape[0], b - 1 + window)
+            out.append(FlashRange(start, end, kind, round(float(counts[a:b].max()) / 2, 1),
+                                  round(float(area[a:b].max()), 3)))
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,8 +289,6 @@ def decode_argv(input_args: list[str], stream_spec: str, media, width: int, heig
 def analyze_input(input_args: list[str], stream_spec: str, media, *, thumbs_dir: Path | None = None,
                   thumb_prefix: str = "", timeout_s: float = 900) -> PictureAnalysis:
     """Analyse a video stream given as ffmpeg input args; thumbnails go to ``thumbs_dir`` when given."""
-    from render.analysis.scenes import ShotMeter  # scenedetect stays in scenes.py
-
     w, h = analysis_size(media)
     size = w * h * 3
     meter = PictureMeter(w, h)
@@ -356,21 +313,14 @@ def analyze_input(input_args: list[str], stream_spec: str, media, *, thumbs_dir:
                 target = thumbs_dir / name
                 with atomic_path(target) as tmp:
                     tmp.write_bytes(jpeg)
-            named.append(_with_thumb(info, name))
+            named.append(dataclasses.replace(info, thumbnail=name))
         shot_list = tuple(named)
     else:
         shot_list = tuple(info for info, _ in infos)
     return PictureAnalysis(n, w, h, shot_list, black, meter.frozen_ranges(), meter.flash_ranges())
 
 
-def _with_thumb(info: ShotInfo, name: str) -> ShotInfo:
-    return ShotInfo(info.start, info.end, info.sharpness, info.brightness, info.over_exposed, info.under_exposed,
-                    info.shakiness, info.motion, name, info.thumbnail_frame)
-
-
 def cache_key(content_hash: str) -> str:
-    from render.analysis import scenes
-
     return key_of("pictures", content_hash, VERSION, scenes.VERSION, str(RATE), MAX_W, MAX_H, BLACK_LUMA,
                   BLACK_RATIO, FREEZE_DIFF, FREEZE_MIN_S, GRID, FLASH_DELTA, RED_DELTA, FLASH_AREA)
 

@@ -128,7 +128,34 @@ def load_callout(folder: Path | str) -> CallOut:
     root = Path(folder).resolve()
     if not root.is_dir():
         raise UserError(f"{folder}: no such call-out folder")
-    meta_path = root / "callout.yaml"
+    meta = _meta(root / "callout.yaml")
+    warnings: list[str] = []
+    contributors = _contributors(root / "contributors.csv", warnings)
+    spath = root / "submissions.csv"
+    by_id: dict[str, Record] = {}
+    for line, row, problem in _rows(spath, SUBMISSION_COLUMNS):
+        if row is None:
+            warnings.append(f"{spath}:{line}: skipped: {problem}")
+            continue
+        rec = _record(row, f"{spath}:{line}", line, by_id, contributors, warnings)
+        if rec is not None:
+            by_id[rec.record_id] = rec
+    records = list(by_id.values())
+    for rec in records:
+        for parent in rec.remix_of:
+            if parent == rec.record_id:
+                warnings.append(f"{spath}:{rec.line}: {rec.record_id} lists itself in remix_of; ignored")
+            elif parent not in by_id:
+                warnings.append(f"{spath}:{rec.line}: {rec.record_id} remixes {parent}, which is not in this call-out")
+    return CallOut(
+        root=root, id=str(meta["id"]), title=str(meta.get("title", meta["id"])), brief=str(meta.get("brief", "")),
+        opened=str(meta.get("opened", "")), closed=str(meta.get("closed", "")), records=tuple(records),
+        contributors=MappingProxyType(contributors), warnings=tuple(warnings), _by_id=MappingProxyType(by_id),
+    )
+
+
+def _meta(meta_path: Path) -> dict:
+    """callout.yaml, which must name the call-out's ``id``."""
     if not meta_path.is_file():
         raise UserError(f"{meta_path}: missing; a call-out folder needs callout.yaml (id, title, brief, opened, closed)")
     try:
@@ -138,10 +165,12 @@ def load_callout(folder: Path | str) -> CallOut:
         raise UserError(f"{meta_path}:{mark.line + 1 if mark else 1}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(meta, dict) or not meta.get("id"):
         raise UserError(f"{meta_path}:1: id: required (a short name for the call-out)")
+    return meta
 
-    warnings: list[str] = []
+
+def _contributors(cpath: Path, warnings: list[str]) -> dict[str, Contributor]:
+    """contributors.csv by casefolded username (the first row of a username wins)."""
     contributors: dict[str, Contributor] = {}
-    cpath = root / "contributors.csv"
     for line, row, problem in _rows(cpath, CONTRIBUTOR_COLUMNS):
         if row is None:
             warnings.append(f"{cpath}:{line}: skipped: {problem}")
@@ -155,58 +184,42 @@ def load_callout(folder: Path | str) -> CallOut:
             warnings.append(f"{cpath}:{line}: username {username!r} listed twice; keeping the first")
             continue
         contributors[key] = Contributor(username, row["credit_name"].strip() or username, row["country"].strip())
+    return contributors
 
-    records: list[Record] = []
-    by_id: dict[str, Record] = {}
-    spath = root / "submissions.csv"
-    for line, row, problem in _rows(spath, SUBMISSION_COLUMNS):
-        where = f"{spath}:{line}"
-        if row is None:
-            warnings.append(f"{where}: skipped: {problem}")
-            continue
-        rid = row["record_id"].strip()
-        kind = row["kind"].strip().lower()
-        errors = []
-        if not rid:
-            errors.append("record_id is empty")
-        elif rid in by_id:
-            errors.append(f"record_id {rid} already used on line {by_id[rid].line}")
-        if kind not in KINDS:
-            errors.append(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-        file = row["file"].strip()
-        if not file and not (kind == "text" and row["text"].strip()):
-            errors.append("file is empty (only a text record may omit it, and then text must be given)")
-        credits = []
-        for item in _split(row["contributors"]):
-            username, _, role = item.partition(":")
-            if username.strip():
-                credits.append(Credit(username.strip(), role.strip().lower() or DEFAULT_ROLE.get(kind, kind)))
-        if not credits:
-            errors.append("contributors is empty (every record needs at least one username)")
-        released = row["released"].strip().lower()
-        if released not in ("yes", "no", ""):
-            warnings.append(f"{where}: released {row['released']!r} is not yes/no; treated as no")
-        if errors:
-            warnings.append(f"{where}: skipped {rid or 'row'}: " + "; ".join(errors))
-            continue
-        for c in credits:
-            if c.username.casefold() not in contributors:
-                warnings.append(f"{where}: {rid}: contributor {c.username!r} is not in contributors.csv; credited by username")
-        rec = Record(
-            record_id=rid, file=file, kind=kind, title=row["title"].strip() or rid, credits=tuple(credits),
-            remix_of=_split(row["remix_of"]), tags=tuple(t.lower() for t in _split(row["tags"])),
-            text=row["text"], released=released == "yes", line=line,
-        )
-        records.append(rec)
-        by_id[rid] = rec
-    for rec in records:
-        for parent in rec.remix_of:
-            if parent == rec.record_id:
-                warnings.append(f"{spath}:{rec.line}: {rec.record_id} lists itself in remix_of; ignored")
-            elif parent not in by_id:
-                warnings.append(f"{spath}:{rec.line}: {rec.record_id} remixes {parent}, which is not in this call-out")
-    return CallOut(
-        root=root, id=str(meta["id"]), title=str(meta.get("title", meta["id"])), brief=str(meta.get("brief", "")),
-        opened=str(meta.get("opened", "")), closed=str(meta.get("closed", "")), records=tuple(records),
-        contributors=MappingProxyType(contributors), warnings=tuple(warnings), _by_id=MappingProxyType(by_id),
+
+def _record(row: dict[str, str], where: str, line: int, by_id: Mapping[str, Record],
+            contributors: Mapping[str, Contributor], warnings: list[str]) -> Record | None:
+    """One submissions.csv row as a Record, or None (with a warning saying why) when it cannot be one."""
+    rid = row["record_id"].strip()
+    kind = row["kind"].strip().lower()
+    errors = []
+    if not rid:
+        errors.append("record_id is empty")
+    elif rid in by_id:
+        errors.append(f"record_id {rid} already used on line {by_id[rid].line}")
+    if kind not in KINDS:
+        errors.append(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    file = row["file"].strip()
+    if not file and not (kind == "text" and row["text"].strip()):
+        errors.append("file is empty (only a text record may omit it, and then text must be given)")
+    credits = []
+    for item in _split(row["contributors"]):
+        username, _, role = item.partition(":")
+        if username.strip():
+            credits.append(Credit(username.strip(), role.strip().lower() or DEFAULT_ROLE.get(kind, kind)))
+    if not credits:
+        errors.append("contributors is empty (every record needs at least one username)")
+    released = row["released"].strip().lower()
+    if released not in ("yes", "no", ""):
+        warnings.append(f"{where}: released {row['released']!r} is not yes/no; treated as no")
+    if errors:
+        warnings.append(f"{where}: skipped {rid or 'row'}: " + "; ".join(errors))
+        return None
+    for c in credits:
+        if c.username.casefold() not in contributors:
+            warnings.append(f"{where}: {rid}: contributor {c.username!r} is not in contributors.csv; credited by username")
+    return Record(
+        record_id=rid, file=file, kind=kind, title=row["title"].strip() or rid, credits=tuple(credits),
+        remix_of=_split(row["remix_of"]), tags=tuple(t.lower() for t in _split(row["tags"])),
+        text=row["text"], released=released == "yes", line=line,
     )

@@ -119,11 +119,27 @@ def run(
         argv = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=40)
-    missing = FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)")
     binary = shutil.which(argv[0])
     if binary is None:
-        raise missing
-    out_file = open(stdout_path, "wb") if stdout_path else None
+        raise _missing(argv)
+    out_file = open(stdout_path, "wb") if stdout_path else None  # closed by _start or _wait
+    proc = _start(argv, binary, out_file)
+    _limit_memory(proc, memory_bytes)
+    stdout_chunks: list[bytes] = []
+    readers = _read_outputs(proc, tail, progress, stdout_chunks)
+    _wait(proc, argv, timeout_s, tail, readers[0], out_file)
+    for reader in readers:
+        reader.join(5)
+    _check_exit(proc, argv, tail, memory_bytes)
+    return Run(tuple(argv), "\n".join(tail), time.monotonic() - started, b"".join(stdout_chunks))
+
+
+def _missing(argv: list[str]) -> FfmpegError:
+    return FfmpegError(argv, None, "", f"{argv[0]} is not installed (run ./run.sh setup)")
+
+
+def _start(argv: list[str], binary: str, out_file) -> subprocess.Popen:
+    """Start the command in a session of its own, registered for ``stop_all``."""
     try:
         with _running_lock:  # so stop_all sees every process started before it
             if _stopping.is_set():
@@ -140,23 +156,28 @@ def run(
         if out_file:
             out_file.close()
         if isinstance(exc, FileNotFoundError):
-            raise missing from None  # removed since the lookup above
+            raise _missing(argv) from None  # removed since the lookup above
         raise
+    return proc
 
+
+def _limit_memory(proc: subprocess.Popen, memory_bytes: int) -> None:
     try:
         # set from outside: a preexec_fn would run Python in the child of a threaded process (deadlock-prone)
         resource.prlimit(proc.pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     except (ProcessLookupError, PermissionError):
         pass  # already exited, or not ours to limit
 
+
+def _read_outputs(proc: subprocess.Popen, tail: deque[str], progress: ProgressFn | None,
+                  stdout_chunks: list[bytes]) -> list[threading.Thread]:
+    """Threads that keep stderr's tail and read stdout (progress lines, or the output itself);
+    the stderr reader first."""
+
     def read_stderr() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
             tail.append(raw.decode("utf-8", "replace").rstrip())
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    stdout_chunks: list[bytes] = []
 
     def read_stdout() -> None:
         assert proc.stdout is not None
@@ -168,16 +189,23 @@ def run(
             elif progress is None:
                 stdout_chunks.append(raw)
 
-    out_reader = None
+    readers = [threading.Thread(target=read_stderr, daemon=True)]
+    readers[0].start()
     if proc.stdout is not None:
-        out_reader = threading.Thread(target=read_stdout, daemon=True)
-        out_reader.start()
+        readers.append(threading.Thread(target=read_stdout, daemon=True))
+        readers[1].start()
+    return readers
+
+
+def _wait(proc: subprocess.Popen, argv: list[str], timeout_s: float, tail: deque[str],
+          stderr_reader: threading.Thread, out_file) -> None:
+    """Wait for the command; on a timeout or an interrupt its whole process group goes."""
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.wait()
-        reader.join(2)
+        stderr_reader.join(2)
         raise FfmpegError(argv, None, "\n".join(tail), f"timed out after {timeout_s:.0f} s") from None
     except BaseException:  # Ctrl-C while this thread waits: the process goes with us
         with contextlib.suppress(ProcessLookupError):
@@ -188,9 +216,9 @@ def run(
             _running.discard(proc)
         if out_file:
             out_file.close()
-    reader.join(5)
-    if out_reader:
-        out_reader.join(5)
+
+
+def _check_exit(proc: subprocess.Popen, argv: list[str], tail: deque[str], memory_bytes: int) -> None:
     if proc.returncode != 0 and _stopping.is_set():
         raise Interrupted(f"stopped: {argv[0]}")
     if proc.returncode != 0:
@@ -198,7 +226,6 @@ def run(
         if proc.returncode < 0:
             reason = f"killed by signal {-proc.returncode} (memory limit {memory_bytes >> 20} MiB?)"
         raise FfmpegError(argv, proc.returncode, "\n".join(tail), reason)
-    return Run(tuple(argv), "\n".join(tail), time.monotonic() - started, b"".join(stdout_chunks))
 
 
 def ffprobe_output(path: Path, *entries: str, timeout_s: float = 120) -> dict:

@@ -10,12 +10,12 @@ import io
 import json
 import math
 import unicodedata
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from render.callout import remix
 from render.callout.folder import CallOut
 from render.core import text
 from render.core.cache import write_text_atomic
@@ -133,71 +133,22 @@ class Credits:
 
 
 def remix_lineage(used: Iterable[str], callout: CallOut) -> tuple[dict[str, tuple[str, ...]], list[str]]:
-    """Every record the ``used`` records remix, transitively, with the shortest path that reaches it.
-
-    Breadth-first over ``remix_of`` in listed order, so paths are short and deterministic. Each
-    record is visited once, so cycles and self-references cannot loop; they, ids missing from
-    the call-out and used records the call-out lacks are reported as warnings.
-    """
+    """Every record the ``used`` records remix, transitively, with the shortest path that reaches it
+    (``remix.lineage``), and warnings: used records the call-out lacks, self-references, ids missing
+    from the call-out and cycles (each record is credited once, so none of them loops)."""
     used = tuple(dict.fromkeys(used))
+    paths = remix.lineage(used, callout)
     warnings: list[str] = []
-    paths: dict[str, tuple[str, ...]] = {}
-    seen = set(used)
-    missing: set[tuple[str, str]] = set()
-    queue = deque((rid, (rid,)) for rid in used)
-    while queue:
-        rid, path = queue.popleft()
-        rec = callout.record(rid)
-        if rec is None:
-            if len(path) == 1:
-                warnings.append(f"{rid} is in the cut but not in the call-out; nobody credited for it")
-            continue
-        for parent in dict.fromkeys(rec.remix_of):
+    for rid in [*used, *paths]:  # the order the walk visited them
+        if callout.record(rid) is None:
+            warnings.append(f"{rid} is in the cut but not in the call-out; nobody credited for it")
+        for parent in remix.broken_edges(rid, callout):
             if parent == rid:
                 warnings.append(f"{rid} lists itself in remix_of; ignored")
-            elif callout.record(parent) is None:
-                if (rid, parent) not in missing:
-                    missing.add((rid, parent))
-                    warnings.append(f"{rid} remixes {parent}, which is not in the call-out; nobody credited for it")
-            elif parent not in seen:
-                seen.add(parent)
-                paths[parent] = path + (parent,)
-                queue.append((parent, path + (parent,)))
-    warnings += [f"remix cycle {' -> '.join(c)}; each record is credited once" for c in remix_cycles(used, callout)]
+            else:
+                warnings.append(f"{rid} remixes {parent}, which is not in the call-out; nobody credited for it")
+    warnings += [f"remix cycle {' -> '.join(c)}; each record is credited once" for c in remix.cycles(used, callout)]
     return paths, warnings
-
-
-def remix_cycles(start: Iterable[str], callout: CallOut) -> list[tuple[str, ...]]:
-    """Cycles reachable from ``start`` (one per back edge of a depth-first walk), each as A, B, ..., A.
-
-    Iterative, so a 10 000-record chain cannot hit Python's recursion limit.
-    """
-    state: dict[str, int] = {}  # 1 on the current path, 2 finished
-    cycles = []
-    for root in dict.fromkeys(start):
-        if root in state or callout.record(root) is None:
-            continue
-        path = [root]
-        state[root] = 1
-        stack = [iter(_parents(root, callout))]
-        while stack:
-            parent = next(stack[-1], None)
-            if parent is None:
-                state[path.pop()] = 2
-                stack.pop()
-            elif state.get(parent) == 1:
-                cycles.append(tuple(path[path.index(parent):]) + (parent,))
-            elif parent not in state:
-                state[parent] = 1
-                path.append(parent)
-                stack.append(iter(_parents(parent, callout)))
-    return cycles
-
-
-def _parents(rid: str, callout: CallOut) -> tuple[str, ...]:
-    """The existing records ``rid`` remixes, in listed order, without itself or repeats."""
-    rec = callout.record(rid)
-    return tuple(p for p in dict.fromkeys(rec.remix_of) if p != rid and callout.record(p) is not None) if rec else ()
 
 
 def compute(timeline: Timeline, callout: CallOut) -> Credits:

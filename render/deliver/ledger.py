@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from render.callout import remix
 from render.callout.folder import CallOut
 from render.core.cache import write_text_atomic
 from render.core.errors import UserError
-from render.deliver.credits import remix_cycles
 from render.edit.timeline import Timeline
 
 SCHEMA = "remixtv.ledger/1"
@@ -153,50 +153,73 @@ def compute(timeline: Timeline, callout: CallOut, pool_cents: int,
     if not 0 <= upstream_share <= 1:
         raise UserError(f"upstream_share: {upstream_share} must be between 0 and 1")
     warnings: list[str] = []
+    times = _paid_times(timeline, callout, warnings)
+    total_weight = sum(sum(t) for t in times.values())
+    if total_weight == 0 and pool_cents:
+        raise UserError("the cut uses no call-out record for any time, so there is nobody to pay the pool to")
+    parents, order = _remix_dag(times, callout, warnings)
+    own = {r: (pool_cents * sum(times[r]) / total_weight if r in times else Fraction(0)) for r in order}
+    passing = _pass_up(order, parents, times, own, upstream_share)
+    flows, payees = _people(order, times, own, passing, callout, pool_cents)
+    return Ledger(timeline.title, pool_cents, upstream_share, payees, flows, tuple(dict.fromkeys(warnings)))
+
+
+def _paid_times(timeline: Timeline, callout: CallOut, warnings: list[str]) -> dict[str, tuple[Fraction, Fraction]]:
+    """(screen, sound) seconds of every call-out record the cut uses for some time, in timeline order."""
     times = {}
     for rid, t in _time_in_cut(timeline).items():
         if callout.record(rid) is None:
             warnings.append(f"{rid} is in the cut but not in the call-out; its time is not paid")
         elif sum(t) > 0:
             times[rid] = t
-    total_weight = sum(sum(t) for t in times.values())
-    if total_weight == 0 and pool_cents:
-        raise UserError("the cut uses no call-out record for any time, so there is nobody to pay the pool to")
+    return times
 
-    # the remix DAG reachable from the cut: existing parents, minus self-references and cycle-closing edges
-    cycles = remix_cycles(times, callout)
-    closing = {(c[-2], c[-1]) for c in cycles}
-    for c in cycles:
+
+def _remix_dag(times: dict, callout: CallOut, warnings: list[str]) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """The remix DAG reachable from the cut: each record's parents (existing ones, minus self-references
+    and the edges that close a cycle), and every reachable record, the cut's first."""
+    found = remix.cycles(times, callout)
+    closing = {(c[-2], c[-1]) for c in found}
+    for c in found:
         warnings.append(f"remix cycle {' -> '.join(c)}: {c[-2]} passes nothing to {c[-1]}")
     parents: dict[str, tuple[str, ...]] = {}
-    order: list[str] = []  # every reachable record, cut first
+    order: list[str] = []
     stack = list(reversed(times))
-    while stack:
+    while stack:  # depth first, in timeline and listed order
         rid = stack.pop()
         if rid in parents:
             continue
-        rec = callout.record(rid)
-        ok = []
-        for p in dict.fromkeys(rec.remix_of):
+        for p in remix.broken_edges(rid, callout):
             if p == rid:
                 warnings.append(f"{rid} lists itself in remix_of; it passes nothing to itself")
-            elif callout.record(p) is None:
+            else:
                 warnings.append(f"{rid} remixes {p}, which is not in the call-out; that share stays with {rid}")
-            elif (rid, p) not in closing:
-                ok.append(p)
+        ok = [p for p in remix.parents(rid, callout) if (rid, p) not in closing]
         parents[rid] = tuple(ok)
         order.append(rid)
         stack += reversed(ok)
-    order = list(times) + [r for r in order if r not in times]
+    return parents, list(times) + [r for r in order if r not in times]
 
-    # pass amounts up in topological order: a record is settled once every record built on it is
+
+@dataclass(frozen=True, slots=True)
+class _Passing:
+    """Amounts after passing up the DAG: by record, what it received, passed and kept, and what it
+    kept by the record in the cut whose time earned it (``origins``, for tracing)."""
+
+    received: dict[str, list[tuple[str, Fraction]]]
+    passed: dict[str, list[tuple[str, Fraction]]]
+    kept: dict[str, Fraction]
+    origins: dict[str, dict[str, Fraction]]
+
+
+def _pass_up(order: list[str], parents: dict[str, tuple[str, ...]], times: dict, own: dict[str, Fraction],
+             upstream_share: Fraction) -> _Passing:
+    """Pass amounts up in topological order: a record is settled once every record built on it is."""
     children_left = {r: 0 for r in order}
     for r in order:
         for p in parents[r]:
             children_left[p] += 1
-    held = {r: (pool_cents * sum(times[r]) / total_weight if r in times else Fraction(0)) for r in order}
-    own = dict(held)
-    # what each record holds, by the record in the cut whose time earned it (for tracing)
+    held = dict(own)
     origins: dict[str, dict[str, Fraction]] = {r: ({r: held[r]} if r in times else {}) for r in order}
     received: dict[str, list[tuple[str, Fraction]]] = defaultdict(list)
     passed: dict[str, list[tuple[str, Fraction]]] = defaultdict(list)
@@ -219,8 +242,12 @@ def compute(timeline: Timeline, callout: CallOut, pool_cents: int,
         if up:
             origins[r] = {o: amount * (1 - upstream_share) for o, amount in origins[r].items()}
     assert len(kept) == len(order), "the remix graph left after removing cycle edges must be acyclic"
+    return _Passing(received, passed, kept, origins)
 
-    # people: each record's kept amount split equally among its contributors
+
+def _people(order: list[str], times: dict, own: dict[str, Fraction], passing: _Passing, callout: CallOut,
+            pool_cents: int) -> tuple[tuple[RecordFlow, ...], tuple[Payee, ...]]:
+    """Each record's kept amount split equally among its contributors, and the cents they are paid."""
     exact: dict[str, Fraction] = defaultdict(Fraction)
     shares: dict[str, list[Share]] = defaultdict(list)
     written: dict[str, str] = {}  # casefolded -> username as first written
@@ -231,20 +258,20 @@ def compute(timeline: Timeline, callout: CallOut, pool_cents: int,
             first.setdefault(c.username.casefold(), c.username)
             written.setdefault(c.username.casefold(), c.username)
         who = list(first)
+        kept = passing.kept[r]
         for key in who:
-            exact[key] += kept[r] / len(who)
-            shares[key].append(Share(r, kept[r] / len(who),
-                                     tuple((o, amount / len(who)) for o, amount in origins[r].items() if amount)))
+            exact[key] += kept / len(who)
+            shares[key].append(Share(r, kept / len(who), tuple((o, amount / len(who))
+                                                                for o, amount in passing.origins[r].items() if amount)))
         screen, sound = times.get(r, (Fraction(0), Fraction(0)))
-        flows.append(RecordFlow(r, screen, sound, own[r], tuple(received[r]), tuple(passed[r]), kept[r],
+        flows.append(RecordFlow(r, screen, sound, own[r], tuple(passing.received[r]), tuple(passing.passed[r]), kept,
                                 tuple(first[k] for k in who)))
     cents = largest_remainder(dict(exact), pool_cents)
     payees = []
     for key in sorted(exact, key=lambda k: (-cents[k], k)):
         c = callout.contributor(written[key])
         payees.append(Payee(c.username, c.credit_name, c.country, cents[key], exact[key], tuple(shares[key])))
-    return Ledger(timeline.title, pool_cents, upstream_share, tuple(payees), tuple(flows),
-                  tuple(dict.fromkeys(warnings)))
+    return tuple(flows), tuple(payees)
 
 
 def write(ledger: Ledger, folder: Path) -> None:

@@ -19,13 +19,12 @@ from render.analysis.loudness import Loudness
 from render.analysis.pictures import PictureAnalysis
 from render.callout.folder import CallOut
 from render.core.errors import SpecError, SpecProblem
-from render.core.house import RATE
+from render.core.house import RATE, TARGET_LUFS
 from render.core.timebase import timecode, to_frames, to_seconds
 from render.edit.spec import EpisodeSpec, SegmentSpec, Select
 from render.edit.timeline import CUT, Bed, Segment, Shot, Timeline, Transition
 from render.intake.records import Source
 
-TARGET_LUFS = -24.0  # records are pre-levelled towards the programme target (ATSC A/85)
 MAX_GAIN_DB = 18.0
 STILL_SECONDS = Fraction(5)
 CARD_SECONDS = Fraction(4)
@@ -60,7 +59,7 @@ def byline(callout: CallOut, record_id: str) -> str:
 
 
 def gain_db(loudness: Loudness | None) -> float:
-    """Pre-levelling gain towards the target, kept 1 dB under full scale at the true peak."""
+    """Pre-levelling gain towards the programme target, kept 1 dB under full scale at the true peak."""
     if loudness is None or loudness.silent:
         return 0.0
     gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, TARGET_LUFS - loudness.integrated_lufs))
@@ -163,7 +162,79 @@ def beat_grid(beats: list[int], length: int, target: int, min_gap: int = MIN_SHO
     return cuts
 
 
-class _Planner:
+def speech_under(shots: tuple[Shot, ...], audio: Mapping[str, AudioAnalysis], rate: Fraction = RATE
+                 ) -> tuple[tuple[int, int], ...]:
+    """Frames ``[a, b)`` of a run of shots where their own sound is speech (a bed ducks there); gaps
+    under half a second are bridged so the bed does not pump between words."""
+    speech: list[tuple[int, int]] = []
+    at = 0
+    for shot in shots:
+        heard = audio.get(shot.record_id) if shot.kind in ("video", "audio") else None
+        first = to_frames(shot.source_in_s, rate)
+        for span in heard.speech if heard else ():
+            a, b = span.frames(rate)
+            a, b = max(a, first), min(b, first + shot.frames)
+            if a < b:
+                speech.append((at + a - first, at + b - first))
+        at += shot.frames
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(speech):
+        if merged and a <= merged[-1][1] + to_frames(Fraction(1, 2), rate):  # don't pump between words
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def place_transitions(laid: list[tuple[SegmentSpec, tuple[Shot, ...]]], rate: Fraction,
+                      warnings: list[str]) -> list[tuple[Shot, ...]]:
+    """Every shot with its ``enter`` transition, in frames, clamped to what its two shots can hold.
+
+    A transition sits on its cut and changes no length, so this never moves the runtime. A shot must
+    hold the second half of its incoming transition plus the first half of its outgoing one; going
+    through the programme in order, a transition that does not fit is shortened to what does (with a
+    warning naming the segment), or dropped to a cut under two frames. A crossfade into or out of an
+    act break plays as a dip: the break stays black.
+    """
+    out: list[tuple[Shot, ...]] = []
+    prev: Shot | None = None  # the previous shot in programme order, as placed
+    prev_type = ""
+    for seg, shots in laid:
+        placed = []
+        for j, shot in enumerate(shots):
+            want = seg.transition if j else seg.transition_in
+            enter = CUT
+            if prev is not None and want.type != "cut":
+                kind = want.type
+                if kind == "crossfade" and j == 0 and "act_break" in (seg.type, prev_type):
+                    kind = "dip"
+                where = f"segment {seg.id}: " + (f"transition_in ({kind})" if j == 0 else f"{kind} into shot {j + 1}")
+                enter = _fitted(kind, to_frames(want.seconds, rate), prev, shot, where, rate, warnings)
+            shot = replace(shot, enter=enter)
+            placed.append(shot)
+            prev = shot
+        if shots:
+            prev_type = seg.type
+        out.append(tuple(placed))
+    return out
+
+
+def _fitted(kind: str, asked: int, prev: Shot, shot: Shot, where: str, rate: Fraction,
+            warnings: list[str]) -> Transition:
+    """A transition of ``asked`` frames from ``prev`` into ``shot``, shortened (or a cut) to fit them."""
+    room = prev.frames - prev.enter.after_frames  # what the outgoing shot has left to give
+    fits = min(asked, 2 * room + 1, 2 * shot.frames)
+    if fits < 2:
+        warnings.append(f"{where} dropped to a cut: the shots either side are too short "
+                        f"to hold any of its {timecode(asked, rate)}")
+        return CUT
+    if fits < asked:
+        warnings.append(f"{where} shortened from {timecode(asked, rate)} to {timecode(fits, rate)} ({fits} frames): "
+                        "the shots either side are too short to hold it")
+    return Transition(kind, fits)
+
+
+class _Planner:  # one concept: the planner's state over one spec (problems, warnings, records used); short methods
     def __init__(self, spec: EpisodeSpec, callout: CallOut, sources: Mapping[str, Source], analysis: Analysis):
         self.spec, self.callout, self.sources, self.analysis = spec, callout, sources, analysis
         self.rate = RATE
@@ -210,25 +281,8 @@ class _Planner:
         if tail - head < length:
             self.warnings.append(f"segment {seg.id}: bed {seg.bed} runs {timecode(tail - head, self.rate)}, "
                                  f"the segment {timecode(length, self.rate)}; the rest is without it")
-        speech: list[tuple[int, int]] = []
-        at = 0
-        for shot in shots:
-            heard = self.analysis.audio.get(shot.record_id) if shot.kind in ("video", "audio") else None
-            first = to_frames(shot.source_in_s, self.rate)
-            for span in heard.speech if heard else ():
-                a, b = span.frames(self.rate)
-                a, b = max(a, first), min(b, first + shot.frames)
-                if a < b:
-                    speech.append((at + a - first, at + b - first))
-            at += shot.frames
-        merged: list[tuple[int, int]] = []
-        for a, b in sorted(speech):
-            if merged and a <= merged[-1][1] + self.frames(Fraction(1, 2)):  # don't pump between words
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
         return Bed(seg.bed, to_seconds(head, self.rate), round(gain_db(loud) + seg.bed_db, 2), "under",
-                   tuple(merged))
+                   speech_under(shots, self.analysis.audio, self.rate))
 
     def flashing(self, seg: SegmentSpec, record_id: str) -> str:
         """Where the record flashes, when that keeps it out of this segment; "" otherwise."""
@@ -337,25 +391,43 @@ class _Planner:
             self.problem(seg, "record" if seg.type == "song" else "music", f"record {seg.music} {why}")
             return ()
         loud, audio, _ = self.analysis.of(seg.music)
-        total = int(music.duration_s * self.rate)
-        head, tail = edit.usable_range(total, audio, None, trim_silence=True)
+        head, tail = edit.usable_range(int(music.duration_s * self.rate), audio, None, trim_silence=True)
         length = self.frames(seg.seconds) if seg.seconds else tail - head
         if length > tail - head:
             self.problem(seg, "seconds", f"music {seg.music} has {timecode(tail - head, self.rate)} of sound "
                                          f"(silence trimmed); the montage asks for {timecode(length, self.rate)}")
             return ()
-        target = self.frames(seg.shot_seconds)
-        if seg.cut_on == "beats":
-            if audio is None or not audio.beat_frames:
-                self.problem(seg, "cut_on", f"no steady beat found in {seg.music}; use cut_on: shots")
-                return ()
-            cuts = beat_grid([b - head for b in audio.beat_frames], length, target)
-        else:
-            cuts = list(range(target, length - MIN_SHOT_FRAMES + 1, target))
-        slots = [b - a for a, b in zip([0, *cuts], [*cuts, length])]
+        cuts = self.music_cuts(seg, audio, head, length)
+        if cuts is None:
+            return ()
         pool = self.candidates(seg.select, seg)
         if seg.select.limit is not None:
             pool = pool[:seg.select.limit]
+        shots, shown = self.fill_slots(seg, pool, [b - a for a, b in zip([0, *cuts], [*cuts, length])])
+        if shots is None:
+            return ()
+        for src in pool:
+            if src.record.record_id in shown:
+                self.used.add(src.record.record_id)
+            else:
+                self.flash_warning(seg, src)
+        self.beds[seg.id] = Bed(seg.music, to_seconds(head, self.rate), gain_db(loud))
+        return shots
+
+    def music_cuts(self, seg: SegmentSpec, audio: AudioAnalysis | None, head: int, length: int) -> list[int] | None:
+        """Where a music montage of ``length`` frames cuts: on beats (None when the music has none) or every shot."""
+        target = self.frames(seg.shot_seconds)
+        if seg.cut_on != "beats":
+            return list(range(target, length - MIN_SHOT_FRAMES + 1, target))
+        if audio is None or not audio.beat_frames:
+            self.problem(seg, "cut_on", f"no steady beat found in {seg.music}; use cut_on: shots")
+            return None
+        return beat_grid([b - head for b in audio.beat_frames], length, target)
+
+    def fill_slots(self, seg: SegmentSpec, pool: list[Source],
+                   slots: list[int]) -> tuple[tuple[Shot, ...] | None, dict[str, int]]:
+        """A shot exactly filling each slot, the pool taken round robin; and, by record, the frame its
+        last excerpt ended at. None (and a problem) when a slot cannot be filled."""
         shots: list[Shot] = []
         shown: dict[str, int] = {}  # record -> the frame its last excerpt ended at, to show more of it next time
         queue = list(pool)
@@ -374,58 +446,13 @@ class _Planner:
             if shot is None:
                 self.problem(seg, "select", f"no selected record can fill a {timecode(need, self.rate)} shot "
                                             f"(after {len(shots)} shots); add records or lengthen the selection")
-                return ()
+                return None, shown
             shots.append(self.labelled(shot, seg))
-        for src in pool:
-            if src.record.record_id in shown:
-                self.used.add(src.record.record_id)
-            else:
-                self.flash_warning(seg, src)
-        self.beds[seg.id] = Bed(seg.music, to_seconds(head, self.rate), gain_db(loud))
-        return tuple(shots)
+        return tuple(shots), shown
 
     def transitions(self, laid: list[tuple[SegmentSpec, tuple[Shot, ...]]]) -> list[tuple[Shot, ...]]:
-        """Every shot with its ``enter`` transition, in frames, clamped to what its two shots can hold.
-
-        A transition sits on its cut and changes no length, so this never moves the runtime. A shot must
-        hold the second half of its incoming transition plus the first half of its outgoing one; going
-        through the programme in order, a transition that does not fit is shortened to what does (with a
-        warning naming the segment), or dropped to a cut under two frames. A crossfade into or out of an
-        act break plays as a dip: the break stays black.
-        """
-        out: list[tuple[Shot, ...]] = []
-        prev: Shot | None = None  # the previous shot in programme order, as placed
-        prev_type = ""
-        for seg, shots in laid:
-            placed = []
-            for j, shot in enumerate(shots):
-                want = seg.transition if j else seg.transition_in
-                enter = CUT
-                if prev is not None and want.type != "cut":
-                    kind = want.type
-                    if kind == "crossfade" and j == 0 and "act_break" in (seg.type, prev_type):
-                        kind = "dip"
-                    asked = self.frames(want.seconds)
-                    room = prev.frames - prev.enter.after_frames  # what the outgoing shot has left to give
-                    fits = min(asked, 2 * room + 1, 2 * shot.frames)
-                    where = f"segment {seg.id}: " + (f"transition_in ({kind})" if j == 0 else
-                                                     f"{kind} into shot {j + 1}")
-                    if fits < 2:
-                        self.warnings.append(f"{where} dropped to a cut: the shots either side are too short "
-                                             f"to hold any of its {timecode(asked, self.rate)}")
-                    else:
-                        if fits < asked:
-                            self.warnings.append(f"{where} shortened from {timecode(asked, self.rate)} to "
-                                                 f"{timecode(fits, self.rate)} ({fits} frames): the shots either "
-                                                 "side are too short to hold it")
-                        enter = Transition(kind, fits)
-                shot = replace(shot, enter=enter)
-                placed.append(shot)
-                prev = shot
-            if shots:
-                prev_type = seg.type
-            out.append(tuple(placed))
-        return out
+        """``place_transitions`` over the laid-out segments, warning here."""
+        return place_transitions(laid, self.rate, self.warnings)
 
     def fill(self, seg: SegmentSpec, frames: int) -> tuple[Shot, ...]:
         """Exactly ``frames`` frames of the best unused material, varied by kind."""

@@ -498,18 +498,7 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         return None
     line = r.lines.get(where, 1)
     sid, stype = raw.get("id"), raw.get("type")
-    ok = True
-    if sid is None:
-        r.at(f"{where}.id", "required (a short unique name like 'open')")
-        ok = False
-    elif not isinstance(sid, str) or not _ID.match(sid):
-        r.at(f"{where}.id", "use letters, digits, '-' and '_' only")
-        ok = False
-    elif sid in seen:
-        r.at(f"{where}.id", f"{sid!r} is already the id of {seen[sid]}")
-        ok = False
-    else:
-        seen[sid] = where
+    ok = _segment_id(r, sid, where, seen)
     if stype not in SEGMENT_TYPES:
         msg = "required" if stype is None else f"unknown type {stype!r}{_suggest(str(stype), SEGMENT_TYPES)}"
         r.at(f"{where}.type", f"{msg}; one of {', '.join(SEGMENT_TYPES)}")
@@ -519,6 +508,29 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
         if key not in allowed:
             r.at(f"{where}.{key}", f"not a field of a {stype} segment{_suggest(key, allowed)}; "
                  f"allowed: {', '.join(sorted(allowed - {'id', 'type'}))}")
+    kw = _common_fields(r, raw, where, allowed)
+    ok = _TYPE_FIELDS.get(stype, _no_fields)(r, raw, where, kw) and ok
+    kw = {k: v for k, v in kw.items() if v is not None}
+    return SegmentSpec(id=str(sid), type=stype, line=line, **kw) if ok else None
+
+
+def _segment_id(r: _Reader, sid, where: str, seen: dict[str, str]) -> bool:
+    """Whether ``sid`` is a well-formed id no earlier segment has (then it is remembered in ``seen``)."""
+    if sid is None:
+        r.at(f"{where}.id", "required (a short unique name like 'open')")
+        return False
+    if not isinstance(sid, str) or not _ID.match(sid):
+        r.at(f"{where}.id", "use letters, digits, '-' and '_' only")
+        return False
+    if sid in seen:
+        r.at(f"{where}.id", f"{sid!r} is already the id of {seen[sid]}")
+        return False
+    seen[sid] = where
+    return True
+
+
+def _common_fields(r: _Reader, raw: dict, where: str, allowed: set[str]) -> dict:
+    """The fields several segment types share: flashes, seconds, bed, transitions, lower third."""
     kw: dict = {"allow_flashes": _flag(r, raw, "allow_flashes", f"{where}.allow_flashes")}
     if "seconds" in raw:
         kw["seconds"] = _duration(r, raw["seconds"], f"{where}.seconds")
@@ -540,52 +552,76 @@ def _segment(r: _Reader, raw, where: str, seen: dict[str, str]) -> SegmentSpec |
     if "lower_third_seconds" in raw:
         kw["lower_third_seconds"] = _duration(r, raw["lower_third_seconds"], f"{where}.lower_third_seconds",
                                               positive=False)
-    if stype == "card":
-        kw["text"] = _required_text(r, raw, where, "text", "the words on the card")
-        ok = ok and bool(kw["text"])
-        if "subtitle" in raw:
-            kw["subtitle"] = str(raw["subtitle"])
-    elif stype == "feature":
-        kw["record"] = _required_text(r, raw, where, "record", "the record_id to play, e.g. R0042")
-        ok = ok and bool(kw["record"])
-        if "max_seconds" in raw:
-            kw["max_seconds"] = _duration(r, raw["max_seconds"], f"{where}.max_seconds")
-        if "start" in raw:
-            kw["start"] = _duration(r, raw["start"], f"{where}.start", positive=False)
-    elif stype == "song":
-        kw["music"] = _required_text(r, raw, where, "record", "the record_id of the song, e.g. R0012")
-        kw["record"], kw["cut_on"] = "", "beats"
-        ok = ok and bool(kw["music"])
-        kw["select"] = _select(r, raw["select"], f"{where}.select") if "select" in raw else Select(kinds=SONG_KINDS)
-        if "shot_seconds" in raw:
-            kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
-    elif stype in ("montage", "fill"):
-        if "select" in raw:
-            kw["select"] = _select(r, raw["select"], f"{where}.select")
-        elif stype == "montage":
-            r.at(f"{where}.select", "required: which records to cut, e.g. {kinds: [video], tags: [one], limit: 12}")
-            ok = False
-        if "shot_seconds" in raw:
-            kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
-        if "max_shot_seconds" in raw:
-            kw["max_shot_seconds"] = _duration(r, raw["max_shot_seconds"], f"{where}.max_shot_seconds")
-        if "music" in raw:
-            kw["music"] = _required_text(r, raw, where, "music", "the record_id of the music to cut to, e.g. R0012")
-        cut_on = raw.get("cut_on", "shots")
-        if cut_on not in CUT_ON:
-            r.at(f"{where}.cut_on", f"must be one of {', '.join(CUT_ON)}{_suggest(str(cut_on), CUT_ON)}")
-        elif cut_on == "beats" and not raw.get("music"):
-            r.at(f"{where}.cut_on", "cutting on beats needs music: name the record to cut to, e.g. music: R0012")
-        else:
-            kw["cut_on"] = cut_on
-    elif stype == "credits" and "min_name_seconds" in raw:
+    return kw
+
+
+# Each segment type's own fields: read into ``kw``; False when the segment cannot be built.
+
+def _card_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    kw["text"] = _required_text(r, raw, where, "text", "the words on the card")
+    if "subtitle" in raw:
+        kw["subtitle"] = str(raw["subtitle"])
+    return bool(kw["text"])
+
+
+def _feature_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    kw["record"] = _required_text(r, raw, where, "record", "the record_id to play, e.g. R0042")
+    if "max_seconds" in raw:
+        kw["max_seconds"] = _duration(r, raw["max_seconds"], f"{where}.max_seconds")
+    if "start" in raw:
+        kw["start"] = _duration(r, raw["start"], f"{where}.start", positive=False)
+    return bool(kw["record"])
+
+
+def _song_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    kw["music"] = _required_text(r, raw, where, "record", "the record_id of the song, e.g. R0012")
+    kw["record"], kw["cut_on"] = "", "beats"
+    kw["select"] = _select(r, raw["select"], f"{where}.select") if "select" in raw else Select(kinds=SONG_KINDS)
+    if "shot_seconds" in raw:
+        kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
+    return bool(kw["music"])
+
+
+def _montage_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    """A montage's or a fill's fields (a montage must say what to select)."""
+    ok = True
+    if "select" in raw:
+        kw["select"] = _select(r, raw["select"], f"{where}.select")
+    elif raw["type"] == "montage":
+        r.at(f"{where}.select", "required: which records to cut, e.g. {kinds: [video], tags: [one], limit: 12}")
+        ok = False
+    if "shot_seconds" in raw:
+        kw["shot_seconds"] = _duration(r, raw["shot_seconds"], f"{where}.shot_seconds")
+    if "max_shot_seconds" in raw:
+        kw["max_shot_seconds"] = _duration(r, raw["max_shot_seconds"], f"{where}.max_shot_seconds")
+    if "music" in raw:
+        kw["music"] = _required_text(r, raw, where, "music", "the record_id of the music to cut to, e.g. R0012")
+    cut_on = raw.get("cut_on", "shots")
+    if cut_on not in CUT_ON:
+        r.at(f"{where}.cut_on", f"must be one of {', '.join(CUT_ON)}{_suggest(str(cut_on), CUT_ON)}")
+    elif cut_on == "beats" and not raw.get("music"):
+        r.at(f"{where}.cut_on", "cutting on beats needs music: name the record to cut to, e.g. music: R0012")
+    else:
+        kw["cut_on"] = cut_on
+    return ok
+
+
+def _credits_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    if "min_name_seconds" in raw:
         value = _duration(r, raw["min_name_seconds"], f"{where}.min_name_seconds")
         if value is not None and value < Fraction(3, 2):
             r.at(f"{where}.min_name_seconds", "must be at least 1.5 (names must stay readable)")
             value = None
         kw["min_name_seconds"] = value
-    kw = {k: v for k, v in kw.items() if v is not None}
-    return SegmentSpec(id=str(sid), type=stype, line=line, **kw) if ok else None
+    return True
+
+
+def _no_fields(r: _Reader, raw: dict, where: str, kw: dict) -> bool:
+    return True
+
+
+_TYPE_FIELDS = {"card": _card_fields, "feature": _feature_fields, "song": _song_fields,
+                "montage": _montage_fields, "fill": _montage_fields, "credits": _credits_fields}
 
 
 def _transition(r: _Reader, value, where: str) -> TransitionSpec | None:
