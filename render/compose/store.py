@@ -109,11 +109,7 @@ def cached_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
 
 PIECE_FILES = ("video.mp4", "audio.wav")
 QC_FILE = "qc-piece.json"  # QC's measures, taken in the render (``measure``)
-
-
 _SAMPLE_BLOCK = 64 * 1024
-
-
 _SAMPLE_BLOCKS = 16
 
 
