@@ -24,7 +24,8 @@ from render.analysis import audio as audio_mod
 from render.analysis import loudness
 from render.analysis import pictures as pictures_mod
 from render.callout.folder import CallOut, Record, load_callout
-from render.compose import pieces as compose
+from render.compose import pieces as compose_pieces
+from render.compose import store as compose
 from render.core.cache import Cache, write_text_atomic
 from render.core.errors import FfmpegError, MediaRejected
 from render.core.house import HouseFormat
@@ -37,8 +38,9 @@ from render.edit.spec import check_against, load_spec
 from render.edit.timeline import Timeline
 from render.intake import conform as normalize
 from render.intake.records import Quarantined, Source, intake_record, resolve_file
+from render.master import chapters as chapters_mod
 from render.master import level as master
-from render.master import qc
+from render.master import programme, qc
 
 from . import progress, runners, storage
 
@@ -225,7 +227,7 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
 
 
 @task(name="render-piece", cache_policy=NO_CACHE, **runners.RETRY)
-def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
+def render_piece_task(piece: compose_pieces.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
                       cache_root: str) -> compose.RenderedPiece:
     key = f"{piece.segment_id}/{piece.index}"
     house = house_profile(profile)
@@ -239,14 +241,14 @@ def render_piece_task(piece: compose.Piece, sources: dict[str, Source], profile:
 
 @flow(name="compose", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
-                 out_file: str) -> tuple[list[compose.RenderedPiece], compose.Joined, dict]:
+                 out_file: str) -> tuple[list[compose.RenderedPiece], programme.Joined, dict]:
     """Render every piece in parallel (cached ones are free), join by stream copy with the sound
     levelled and chapters at act breaks, then QC the episode into qc.json beside it.
 
     Returns the pieces, what the join did (and the final loudness) and the QC report.
     """
     house = house_profile(profile)
-    parts = compose.pieces(timeline)
+    parts = compose_pieces.pieces(timeline)
     progress.start("render", timeline.frames, "render")
     # pieces already in the cache are found here, not as tasks: a task run costs tens of
     # milliseconds of bookkeeping, and an edit leaves all but one or two pieces as they were
@@ -272,16 +274,17 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
     # the master's final file is re-measured by an independent meter; a preview keeps the level
     # pass's own reading, so an edit does not pay a second decode of the whole programme, and
     # re-encodes only the sound the edit changed
-    joined = compose.join(rendered, house, Path(out_file), title=timeline.title, chapters=master.chapters(timeline),
-                          level=True, verify=profile == "master", splice=profile != "master",
-                          progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
+    joined = programme.join(rendered, house, Path(out_file), title=timeline.title,
+                            chapters=chapters_mod.chapters(timeline), level=True, verify=profile == "master",
+                            splice=profile != "master",
+                            progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
     progress.finish("join")
     report = qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
     return rendered, joined, report
 
 
 @task(name="qc", cache_policy=NO_CACHE)
-def qc_task(timeline: Timeline, rendered: list[compose.RenderedPiece], out_file: str, joined: compose.Joined,
+def qc_task(timeline: Timeline, rendered: list[compose.RenderedPiece], out_file: str, joined: programme.Joined,
             profile: str, sources: dict[str, Source]) -> dict:
     """QC of the final episode into qc.json beside it (reused as is when the episode did not change)."""
     episode = Path(out_file)
@@ -298,7 +301,7 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
         return Quarantined(source.record, "too short to show (under half a second)")
     out = Path(clips_dir) / f"{source.record.record_id}.mp4"
     try:
-        compose.write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
+        programme.write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
     except FfmpegError as exc:
         said = [line for line in exc.stderr_tail.splitlines() if line.strip()]
         why = said[-1].split("] ", 1)[-1].strip() if said else exc.reason
@@ -418,7 +421,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
 
 
 def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
-                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: compose.Joined,
+                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: programme.Joined,
                  seconds: float, ledger_warnings: tuple[str, ...] = (), qc_report: dict | None = None) -> dict:
     """build.json: each segment's exact frames and records, act breaks and chapters, the final file's
     loudness, the QC verdicts (details in qc.json), and every warning."""
@@ -437,8 +440,8 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
                    "cached": sum(p.cached for p in rendered),
                    "rendered_segments": list(dict.fromkeys(p.segment_id for p in rendered if not p.cached))},
         "episode_rewritten": joined.rewritten,
-        "act_breaks": master.act_breaks(timeline),
-        "chapters": [c.to_json(timeline.rate) for c in master.chapters(timeline)],
+        "act_breaks": chapters_mod.act_breaks(timeline),
+        "chapters": [c.to_json(timeline.rate) for c in chapters_mod.chapters(timeline)],
         "loudness": joined.loudness,
         "sound_encode": joined.sound_encode,
         "qc": qc.summary(qc_report) if qc_report else None,

@@ -12,7 +12,8 @@ from conftest import write_callout
 from test_credits import HARD_NAMES, timeline
 
 from render.callout.folder import load_callout
-from render.compose import pieces as compose
+from render.compose.pieces import Piece
+from render.compose.store import render_piece
 from render.core import house, text
 from render.core.cache import Cache
 from render.core.errors import UserError
@@ -131,8 +132,8 @@ def test_long_and_wide_names_are_squeezed_into_their_column(tmp_path):
 # --- rendered frames ---------------------------------------------------------------------------
 
 def render(doc: str, frames: int, tmp_path) -> str:
-    piece = compose.Piece("credits", 0, (Shot("credits", frames, text=doc),))
-    return str(compose.render_piece(piece, {}, PREVIEW, "blur", Cache(tmp_path / "cache")).video)
+    piece = Piece("credits", 0, (Shot("credits", frames, text=doc),))
+    return str(render_piece(piece, {}, PREVIEW, "blur", Cache(tmp_path / "cache")).video)
 
 
 def grab(video: str, numbers: list[int]) -> np.ndarray:

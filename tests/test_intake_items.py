@@ -21,19 +21,19 @@ import pytest
 from conftest import corpus, ffprobe, lavfi, write_callout
 from PIL import Image, ImageFilter
 
-from render.compose import pieces as compose
 from render.core.cache import Cache
 from render.core.errors import UserError
 from render.core.house import BACKGROUND, PROFILES
 from render.edit import plan
 from render.intake.records import Quarantined, Source, decode_text, intake_record
+from render.master import programme
 
 HOUSE = PROFILES["preview"]
 W, H = HOUSE.width, HOUSE.height
 RATE = Fraction(30000, 1001)
 FRAME_S = float(1 / RATE)
 BG = np.array([int(BACKGROUND[i:i + 2], 16) for i in (2, 4, 6)], float)  # 0x101418 -> (16, 20, 24)
-WAVE = np.array([0xE8, 0xC5, 0x47], float)  # compose.WAVE_COLOUR
+WAVE = np.array([0xE8, 0xC5, 0x47], float)  # render.compose.graph.WAVE_COLOUR
 MARKS = "between(t,1,1.15)+between(t,3,3.15)+between(t,5,5.15)"  # flash/beep at 1, 3 and 5 s
 
 CORPUS_CASES = {  # record id -> (corpus file, kind)
@@ -167,7 +167,7 @@ def render(ingested, rid: str, fit_mode: str, out: Path) -> Path:
     """One ingested record conformed again with another fit."""
     report, _, _, cache = ingested
     src = report.sources[rid]
-    return compose.write_clip(src, plan.source_shot(src, report.callout, None), HOUSE, fit_mode, cache, out)
+    return programme.write_clip(src, plan.source_shot(src, report.callout, None), HOUSE, fit_mode, cache, out)
 
 
 # ---------- reading outputs ----------

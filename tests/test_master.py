@@ -197,18 +197,18 @@ def test_a_programme_linear_gain_cannot_level_is_limited_to_the_true_peak(tmp_pa
     """A voice memo whose one loud click caps its pre-levelling (-32 LUFS with a -1 dBTP peak): one gain
     to -24 would put the click 7 dB over the ceiling, so loudnorm would go dynamic; we limit instead."""
     from render.analysis import loudness
-    from render.compose import pieces as compose
     from render.core.cache import Cache
     from render.core.house import profile
     from render.edit import plan
     from render.edit.timeline import Segment, Shot, Timeline
+    from render.master import programme
 
     cache = Cache(cache_dir)
     src = source_of(corpus("aac_in_m4a_but_named.aac"), cache, "voice")
     shot = Shot("audio", 285, src.record.record_id, text="Memo", byline="Ana",  # 9.5 s: the click is at 8.3 s
                 gain_db=plan.gain_db(loudness.measure_source(src, cache)))
     timeline = Timeline("Memo", RATE, (Segment("memo", "feature", 0, 285, (shot,)),))
-    out = compose.render_timeline(timeline, {src.record.record_id: src}, profile("preview"), "blur", cache,
+    out = programme.render_timeline(timeline, {src.record.record_id: src}, profile("preview"), "blur", cache,
                                   tmp_path / "memo.mp4")
     got = ebur128(out)
     assert abs(got["I"] + 24) <= 1.0 and got["TP"] <= -2.0, got
@@ -222,11 +222,13 @@ def test_a_preview_join_reports_the_level_pass_reading_without_decoding_the_file
     """The preview's choice: no second decode of the programme after the join; the figures are the level
     pass's own reading of the sound it encoded, which agrees with an independent meter on the file."""
     from render.analysis import loudness
-    from render.compose import pieces as compose
+    from render.compose.pieces import pieces
+    from render.compose.store import render_piece
     from render.core.cache import Cache
     from render.core.house import profile
     from render.edit import plan
     from render.edit.timeline import Segment, Shot, Timeline
+    from render.master import programme
 
     cache, house = Cache(cache_dir), profile("preview")
     voice = source_of(corpus("librispeech_reading_vorbis_22k_mono.ogg"), cache, "voice")
@@ -236,13 +238,13 @@ def test_a_preview_join_reports_the_level_pass_reading_without_decoding_the_file
     timeline = Timeline("Preview", RATE, (Segment("a", "feature", 0, 150, (shots[0],)),
                                           Segment("b", "feature", 150, 150, (shots[1],))))
     sources = {voice.record.record_id: voice, song.record.record_id: song}
-    rendered = [compose.render_piece(p, sources, house, "blur", cache) for p in compose.pieces(timeline)]
+    rendered = [render_piece(p, sources, house, "blur", cache) for p in pieces(timeline)]
 
     def no_second_decode(*args, **kwargs):
         raise AssertionError("the preview re-measured the final file")
 
     monkeypatch.setattr(loudness, "measure_file", no_second_decode)
-    joined = compose.join(rendered, house, tmp_path / "preview.mp4", level=True, verify=False)
+    joined = programme.join(rendered, house, tmp_path / "preview.mp4", level=True, verify=False)
     monkeypatch.undo()
     loud = joined.loudness
     assert loud["final_file_measured"] is False and loud["mode"] == "linear"

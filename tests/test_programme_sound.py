@@ -52,11 +52,12 @@ def window_snr(decoded: np.ndarray, ref: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def programme(tmp_path_factory):
     from render.analysis import loudness
-    from render.compose import pieces as compose
+    from render.compose import pieces, store
     from render.core.cache import Cache
     from render.core.house import profile
     from render.edit import plan
     from render.edit.timeline import Segment, Shot, Timeline
+    from render.master import programme as master
 
     root = tmp_path_factory.mktemp("spliced")
     cache, house = Cache(root / "cache"), profile("preview")
@@ -77,10 +78,10 @@ def programme(tmp_path_factory):
         return Timeline("Spliced", RATE, tuple(segs))
 
     def render(tl):
-        return [compose.render_piece(p, sources, house, "blur", cache) for p in compose.pieces(tl)]
+        return [store.render_piece(p, sources, house, "blur", cache) for p in pieces.pieces(tl)]
 
-    return dataclasses.make_dataclass("P", ["root", "house", "timeline", "render", "compose"])(
-        root, house, timeline, render, compose)
+    return dataclasses.make_dataclass("P", ["root", "house", "timeline", "render", "master"])(
+        root, house, timeline, render, master)
 
 
 def test_an_edit_re_encodes_only_the_changed_sound_and_plays_like_a_fresh_encode(programme):
@@ -88,11 +89,11 @@ def test_an_edit_re_encodes_only_the_changed_sound_and_plays_like_a_fresh_encode
     out = p.root / "out" / "episode.mp4"
     out.parent.mkdir()
     first = p.render(p.timeline(0))
-    j1 = p.compose.join(first, p.house, out, level=True, verify=False, splice=True)
+    j1 = p.master.join(first, p.house, out, level=True, verify=False, splice=True)
     assert j1.sound_encode["encoded_frames"] == j1.sound_encode["aac_frames"]  # nothing to reuse yet
 
     second = p.render(p.timeline(SONG_START))  # the song segment now plays from later on
-    j2 = p.compose.join(second, p.house, out, level=True, verify=False, splice=True)
+    j2 = p.master.join(second, p.house, out, level=True, verify=False, splice=True)
     enc = j2.sound_encode
     total = enc["aac_frames"]
     assert j2.loudness["gain_db"] == j1.loudness["gain_db"], "the preview gain was held"
@@ -111,7 +112,7 @@ def test_an_edit_re_encodes_only_the_changed_sound_and_plays_like_a_fresh_encode
     # fidelity: every quarter second of the spliced file is as close to the pieces' sound as a fresh
     # encode of the same programme is (a packet off by one frame drops a window to ~0 dB)
     fresh = p.root / "fresh.mp4"
-    j3 = p.compose.join(second, p.house, fresh, level=True, verify=False, splice=True)
+    j3 = p.master.join(second, p.house, fresh, level=True, verify=False, splice=True)
     assert j3.sound_encode["encoded_frames"] == total
     ref = reference(second, j2.loudness["gain_db"])
     spliced_pcm, fresh_pcm = pcm(out), pcm(fresh)
@@ -133,10 +134,10 @@ def test_a_damaged_kept_sound_is_encoded_again_whole(programme):
     out = p.root / "damaged" / "episode.mp4"
     out.parent.mkdir()
     first = p.render(p.timeline(0))
-    p.compose.join(first, p.house, out, level=True, verify=False, splice=True)
+    p.master.join(first, p.house, out, level=True, verify=False, splice=True)
     kept = out.with_name(".episode.mp4.aac")
     kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])  # cut short on disk
-    j = p.compose.join(p.render(p.timeline(20)), p.house, out, level=True, verify=False, splice=True)
+    j = p.master.join(p.render(p.timeline(20)), p.house, out, level=True, verify=False, splice=True)
     assert j.sound_encode["encoded_frames"] == j.sound_encode["aac_frames"]
     a = next(s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio")
     assert int(a["duration_ts"]) == round(Fraction(1050) / RATE * 48000)
@@ -152,10 +153,10 @@ def test_a_whole_master_sound_encoded_in_parts_side_by_side_plays_like_one_encod
     one, split = p.root / "one" / "episode.mp4", p.root / "split" / "episode.mp4"
     one.parent.mkdir()
     split.parent.mkdir()
-    j1 = p.compose.join(pieces, p.house, one, level=True, verify=True)
+    j1 = p.master.join(pieces, p.house, one, level=True, verify=True)
     monkeypatch.setattr(programme_sound, "MIN_PART_SECONDS", 10)  # the 35 s programme in two 17.5 s parts
     monkeypatch.setattr(programme_sound, "WORKERS", 2)
-    j2 = p.compose.join(pieces, p.house, split, level=True, verify=True)
+    j2 = p.master.join(pieces, p.house, split, level=True, verify=True)
     assert "parts" not in j1.loudness["loudnorm"]
     ln = j2.loudness["loudnorm"]
     assert ln["normalization_type"] == "linear" and len(ln["parts"]) == 2, ln
@@ -199,10 +200,10 @@ def test_the_index_goes_before_the_media_in_reserved_space_or_else_the_slow_way(
     pieces = p.render(p.timeline(0))
     for name, room in (("reserved", None), ("short", 4096)):
         if room:
-            monkeypatch.setattr(p.compose, "moov_bytes", lambda *a, room=room: room)
+            monkeypatch.setattr(p.master, "moov_bytes", lambda *a, room=room: room)
         out = p.root / name / "episode.mp4"
         out.parent.mkdir()
-        p.compose.join(pieces, p.house, out)
+        p.master.join(pieces, p.house, out)
         atoms = _atoms(out)
         assert atoms.index("moov") < atoms.index("mdat"), (name, atoms)
         decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"],

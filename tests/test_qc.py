@@ -25,9 +25,11 @@ LAYOUT = [("flash", 0, 60), ("break", 60, 120), ("still1", 120, 165), ("still2",
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, cache_dir):
     from render.compose import pieces as compose
+    from render.compose import store
     from render.core.cache import Cache
     from render.core.house import profile
     from render.edit.timeline import Segment, Shot, Timeline
+    from render.master import programme
 
     folder = tmp_path_factory.mktemp("qc")
     cache = Cache(cache_dir)
@@ -48,8 +50,8 @@ def made(tmp_path_factory, cache_dir):
                                           for sid, a, b in LAYOUT))
     sources = {s.record.record_id: s for s in (flash, hot, dark)}
     house = profile("preview")
-    episode = compose.render_timeline(timeline, sources, house, "blur", cache, folder / "out" / "episode.mp4")
-    rendered = [compose.render_piece(p, sources, house, "blur", cache) for p in compose.pieces(timeline)]
+    episode = programme.render_timeline(timeline, sources, house, "blur", cache, folder / "out" / "episode.mp4")
+    rendered = [store.render_piece(p, sources, house, "blur", cache) for p in compose.pieces(timeline)]
     side = json.loads((episode.parent / ".episode.mp4.key").read_text())
     return timeline, rendered, episode, side, sources, house
 
@@ -102,16 +104,17 @@ def test_a_super_white_upload_is_legalised_by_conform_and_passes_qc(made, report
 def test_luma_out_of_range_is_reported_where_it_is(tmp_path):
     """QC checks the delivered file rather than trusting conform: a piece that did not come
     through it (luma 250 over the left half of 30 of 60 frames) is reported frame-exactly."""
+    from render.compose import measure
     from render.core.house import profile
-    from render.master import qc
+    from render.core.timebase import FrameRange
 
     house = profile("preview")
     video = lavfi(tmp_path / "hot.mp4", "color=c=gray:s=960x540:r=30000/1001:d=2.002",
                   "-vf", r"format=yuv420p,geq=lum='if(lt(X\,480)*gte(N\,15)*lt(N\,45)\,250\,128)':cb=128:cr=128",
                   "-frames:v", "60", *house.video_codec_args())
     audio = lavfi(tmp_path / "hot.wav", "anullsrc=r=48000:cl=stereo", "-t", f"{float(60 / RATE):.6f}")
-    got = qc.measure_piece(video, audio, 60, house)
-    assert got.illegal == ((15, 45),) and got.ymax >= 245, (got.illegal, got.ymax)
+    got = measure.measure_piece(video, audio, 60, house)
+    assert got.illegal == (FrameRange(15, 45),) and got.ymax >= 245, (got.illegal, got.ymax)
 
 
 def test_flashing_is_flagged_within_the_flashing_clip(report):
@@ -161,13 +164,13 @@ def test_the_same_episode_reuses_qc_json_and_a_new_join_reuses_the_piece_measure
 def test_the_render_measures_each_piece_as_a_decode_of_its_file_does(made):
     """QC's picture measures come from the render pass (no second decode); they must be what
     measuring the encoded piece file finds, range for range."""
-    from render.master import qc
+    from render.compose import measure, store
 
     _, rendered, _, _, _, house = made
     for p in rendered:
-        in_render = qc.cached_piece_qc(p.video, p.frames)
+        in_render = store.cached_piece_qc(p.video, p.frames)
         assert in_render is not None, f"{p.segment_id}: the render left no QC measures"
-        decoded = qc.measure_piece(p.video, p.audio, p.frames, house)
+        decoded = measure.measure_piece(p.video, p.audio, p.frames, house)
         for field in ("frames", "black", "still", "silent", "illegal", "flashes"):
             assert getattr(in_render, field) == getattr(decoded, field), (p.segment_id, field)
         assert np.allclose(in_render.first_sig, decoded.first_sig, atol=3), p.segment_id
@@ -177,13 +180,15 @@ def test_the_render_measures_each_piece_as_a_decode_of_its_file_does(made):
 def test_a_still_photo_is_still_by_design_and_a_frozen_video_is_not(made):
     """A photo's slow push-in reads as a freeze; the timeline made it so, so it is listed as expected.
     The same stillness in a video shot fails."""
+    from render.compose.measure import PieceQC
+    from render.core.timebase import FrameRange
     from render.edit.timeline import Segment, Shot, Timeline
     from render.master import qc
 
     episode = made[2]
     timeline = Timeline("stills", RATE, (Segment("photo", "feature", 0, 90, (Shot("image", 90, "P1"),)),
                                          Segment("clip", "feature", 90, 90, (Shot("video", 90, "V1"),))))
-    frozen = qc.PieceQC(180, (), ((1, 180),), (), (), 0, 16, 235, (), (0.0,) * 144, (0.0,) * 144)
+    frozen = PieceQC(180, (), (FrameRange(1, 180),), (), (), 0, 16, 235, (), (0.0,) * 144, (0.0,) * 144)
     doc = qc.check(timeline, [frozen], episode, {"integrated_lufs": -24.0, "true_peak_dbtp": -3.0})
     freeze = doc["checks"]["freeze"]
     assert spans(freeze["ranges"]) == [(90, 180, ["clip"])]
@@ -195,13 +200,14 @@ def test_a_cached_piece_without_qc_measures_is_rendered_again(made, cache_dir):
     """Pieces from before QC measured in the render are not decoded for their measures (a decode
     reads the codec's ringing): they are rendered again, and carry measures afterwards."""
     from render.compose import pieces as compose
+    from render.compose import store
     from render.core.cache import Cache
 
     timeline, rendered, _, _, sources, house = made
     piece = compose.pieces(timeline)[-1]
     done = rendered[-1]
     (done.video.parent / "qc-piece.json").unlink()
-    assert compose.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is None
-    again = compose.render_piece(piece, sources, house, "blur", Cache(cache_dir))
+    assert store.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is None
+    again = store.render_piece(piece, sources, house, "blur", Cache(cache_dir))
     assert not again.cached and (again.video.parent / "qc-piece.json").exists()
-    assert compose.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is not None
+    assert store.cached_piece(piece, sources, house, "blur", Cache(cache_dir)) is not None

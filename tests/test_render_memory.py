@@ -28,7 +28,8 @@ _PEAK = ("import json, resource, subprocess, sys\n"
 
 
 def test_a_montage_under_music_holds_a_few_frames_not_the_whole_piece(tmp_path):
-    from render.compose import pieces as compose
+    from render.compose import graph
+    from render.compose.pieces import Piece
     from render.core.cache import Cache
     from render.core.house import profile
     from render.edit.timeline import Bed, Shot
@@ -38,9 +39,9 @@ def test_a_montage_under_music_holds_a_few_frames_not_the_whole_piece(tmp_path):
     song = source_of(corpus(SONG), cache, "music")
     sources = {s.record.record_id: s for s in (*videos, song)}
     shots = tuple(Shot("video", 75, v.record.record_id) for v in videos + videos[:2])  # 8 shots, 600 frames
-    piece = compose.Piece("montage", 0, shots, bed=Bed(song.record.record_id, Fraction(10), mix="replace"))
-    argv = compose.build_command(piece.shots, sources, house, "blur", tmp_path, None, tmp_path / "sound.wav",
-                                 piece.bed, piece.edges)
+    piece = Piece("montage", 0, shots, bed=Bed(song.record.record_id, Fraction(10), mix="replace"))
+    argv = graph.build_command(piece.shots, sources, house, "blur", tmp_path, None, tmp_path / "sound.wav",
+                               piece.bed, piece.edges)
     done = subprocess.run([sys.executable, "-c", _PEAK, *argv], capture_output=True, text=True, timeout=300, check=False)
     rc, peak_kib = json.loads(done.stdout.strip().splitlines()[-1])
     assert rc == 0, done.stderr[-2000:]

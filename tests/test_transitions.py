@@ -12,6 +12,7 @@ import pytest
 from conftest import ffprobe, lavfi, write_callout
 
 from render.compose import pieces as compose
+from render.compose.store import piece_key
 from render.core.errors import SpecError
 from render.core.house import PROFILES
 from render.edit.spec import load_spec
@@ -232,7 +233,7 @@ def test_pieces_carry_their_neighbours_and_key_on_them():
     assert c.before is None and c.exit == Transition()
 
     def keys(timeline):
-        return [compose.piece_key(p, {}, PROFILES["preview"], "blur") for p in compose.pieces(timeline, max_seconds=3)]
+        return [piece_key(p, {}, PROFILES["preview"], "blur") for p in compose.pieces(timeline, max_seconds=3)]
 
     same, longer, deeper = keys(_timeline(12, 20)), keys(_timeline(16, 20)), keys(_timeline(12, 24))
     assert same == keys(_timeline(12, 20))

@@ -16,10 +16,10 @@ from conftest import source_of
 from PIL import Image
 
 from render.callout.folder import CallOut
-from render.compose import pieces as compose
 from render.core.cache import Cache
 from render.core.house import PROFILES
 from render.edit import plan
+from render.master import programme
 
 HOUSE = PROFILES["preview"]
 
@@ -38,7 +38,7 @@ def conform(path: Path, kind: str, cache: Cache, out: Path) -> Path:
     src = source_of(path, cache, kind)
     callout = CallOut(path.parent, "t", "t", "", "", "", (), {})
     shot = plan.source_shot(src, callout, None)
-    return compose.write_clip(src, shot, HOUSE, "blur", cache, out)
+    return programme.write_clip(src, shot, HOUSE, "blur", cache, out)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The broadcast master's programme-level steps: loudness levelling and chapters.
+"""The broadcast master's loudness levelling.
 
 **Loudness** (ATSC A/85: -24 LKFS +/-1 LU, true peak <= -2 dBTP). Records are pre-levelled
 towards the target when pieces are rendered (``plan.gain_db``); what is left is the programme as a
@@ -22,10 +22,6 @@ the pre-levelling made is kept):
   overshoot pushed the true peak over the ceiling, the join is redone in limited mode with the
   ceiling lowered by the overshoot. (``verify=False``, the preview's choice: no re-measure; the
   figures are the level pass's own reading before AAC, so an edit costs no extra programme decode.)
-
-**Chapters**: one at 0 and one at the first frame after each act break, titled by the segment that
-starts there, written as an ffmetadata file in the programme's own time base (1001/30000), so
-chapter times are exact frames.
 """
 
 from __future__ import annotations
@@ -35,18 +31,17 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from render.analysis import loudness
+from render.compose import store
 from render.core import ffmpeg
 from render.core.cache import write_text_atomic
 from render.core.errors import FfmpegError
 from render.core.house import TARGET_LUFS, TRUE_PEAK_DBTP
-from render.core.timebase import AUDIO_RATE_HZ, timecode
-from render.edit.timeline import Timeline
+from render.core.timebase import AUDIO_RATE_HZ
 
 MASTER_VERSION = 1
 METER_VERSION = 1
@@ -123,12 +118,9 @@ def meter_audio(audio: Path, timeout_s: float = 600) -> PieceMeter:
 def piece_meter(audio: Path, seconds: float) -> PieceMeter:
     """A piece's meter, cached beside its sound (the piece's folder is keyed by everything in it)."""
     cached = audio.parent / "meter.json"
-    try:
-        data = json.loads(cached.read_text())
-        if data.get("version") == METER_VERSION:
-            return PieceMeter.from_json(data)
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        pass
+    found = store.kept(cached, METER_VERSION, PieceMeter.from_json)
+    if found is not None:
+        return found
     meter = meter_audio(audio, timeout_s=60 + seconds)
     write_text_atomic(cached, json.dumps(meter.to_json()))
     return meter
@@ -401,52 +393,3 @@ def level_key(target: float = TARGET_LUFS, max_tp: float = TRUE_PEAK_DBTP) -> di
     """What a join's cache key needs to know about levelling."""
     return {"master": MASTER_VERSION, "meter": METER_VERSION, "target": target, "tp": max_tp,
             "headroom": CODEC_HEADROOM_DB, "limiter": [LIMITER_ATTACK_MS, LIMITER_RELEASE_MS]}
-
-
-# ---------------------------------------------------------------------------------------------
-# chapters
-
-
-@dataclass(frozen=True, slots=True)
-class Chapter:
-    """Frames ``[start, end)`` of the programme, titled by the segment that starts there."""
-
-    start: int
-    end: int
-    title: str
-
-    def to_json(self, rate: Fraction) -> dict:
-        return {"start_frame": self.start, "end_frame": self.end, "start": timecode(self.start, rate),
-                "end": timecode(self.end, rate), "title": self.title}
-
-
-def chapters(timeline: Timeline) -> tuple[Chapter, ...]:
-    """A chapter at 0 and one at the first frame after each act break (a viewer skipping ahead
-    lands on the next act, not on black); the act break closes the chapter before it."""
-    total = timeline.frames
-    starts: dict[int, str] = {0: timeline.segments[0].id} if timeline.segments else {}
-    for i, seg in enumerate(timeline.segments):
-        if seg.type == "act_break" and seg.end_frame < total:
-            starts[seg.end_frame] = timeline.segments[i + 1].id
-    frames = sorted(starts)
-    return tuple(Chapter(a, b, starts[a]) for a, b in zip(frames, frames[1:] + [total]) if b > a)
-
-
-def act_breaks(timeline: Timeline) -> list[dict]:
-    """build.json's ``act_breaks``: each act break's exact frames and timecodes."""
-    return [{"id": s.id, "start_frame": s.start_frame, "end_frame": s.end_frame,
-             "start": timecode(s.start_frame, timeline.rate), "end": timecode(s.end_frame, timeline.rate)}
-            for s in timeline.segments if s.type == "act_break"]
-
-
-def _meta_escape(text: str) -> str:
-    return "".join("\\" + c if c in "=;#\\\n" else c for c in text)
-
-
-def ffmetadata(chapter_list: Sequence[Chapter], rate: Fraction) -> str:
-    """An ffmetadata document carrying ``chapter_list`` in the frame time base (exact frames)."""
-    tb = f"{rate.denominator}/{rate.numerator}"
-    out = [";FFMETADATA1"]
-    for c in chapter_list:
-        out += ["", "[CHAPTER]", f"TIMEBASE={tb}", f"START={c.start}", f"END={c.end}", f"title={_meta_escape(c.title)}"]
-    return "\n".join(out) + "\n"
