@@ -261,6 +261,11 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
     Pictures over ``max_pixels`` are refused before anything decodes them. Returns the MediaInfo
     and a JSON document that ``from_document`` turns back into it (for caching).
     """
+    with open(link, "rb") as f:
+        head = f.read(12)
+    if head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID"):
+        raise MediaRejected("a MIDI file: it holds notes for an instrument to play, no recorded sound; upload the "
+                            "music rendered to an audio file instead (WAV, MP3, FLAC, AAC, ...)")
     try:
         data = _probe(link, max_pixels)
     except FfmpegError as exc:
