@@ -111,6 +111,7 @@ class EpisodeSpec:
     pool_cents: int | None = None  # the payout pool to split in ledger.csv/json (none: no ledger)
     upstream_share: Fraction = Fraction(1, 2)  # what a remix passes up to the records it builds on
     allow_flashes: bool = False  # photosensitive-risk flashing may be cut in (default: left out)
+    segment_lines: tuple[int, ...] = ()  # where each written segment starts, those with problems included
 
     def flashes_allowed(self, seg: SegmentSpec) -> bool:
         return self.allow_flashes if seg.allow_flashes is None else seg.allow_flashes
@@ -304,6 +305,17 @@ def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> Epis
 
     ``variables`` (from ``--var NAME=VALUE``) override the spec's own ``vars:``.
     """
+    spec, problems = read_spec(path, variables)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def read_spec(path: Path | str, variables: dict[str, str] | None = None) -> tuple[EpisodeSpec, list[SpecProblem]]:
+    """The spec as far as it reads (segments with problems left out) and every problem found, so that
+    ``validate`` can check the rest against the call-out in the same pass. Raises SpecError when
+    the file is not a readable YAML mapping at all.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -331,9 +343,7 @@ def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> Epis
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(path, 1, "", "the spec must be a mapping with title, callout, runtime, segments")])
     spec = _build(r, data)
-    if r.problems:
-        raise SpecError(r.problems)
-    return spec
+    return spec, r.problems
 
 
 def _spec_vars(r: _Reader, node: yaml.Node) -> dict:
@@ -479,6 +489,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
                  else (base / str(callout)).resolve() if callout else base),
         runtime_s=runtime or Fraction(0), segments=tuple(segments), fit=str(fit), seed=seed,
         pool_cents=pool, upstream_share=share, allow_flashes=allow_flashes,
+        segment_lines=tuple(r.lines.get(f"segments[{i}]", 1) for i in range(len(raw_segments))),
     )
 
 
@@ -675,9 +686,17 @@ def _select(r: _Reader, raw, where: str) -> Select:
 
 def check_against(spec: EpisodeSpec, callout: CallOut) -> None:
     """Check every record the spec names exists in the call-out and is released; raise SpecError."""
+    problems = callout_problems(spec, callout)
+    if problems:
+        raise SpecError(problems)
+
+
+def callout_problems(spec: EpisodeSpec, callout: CallOut) -> list[SpecProblem]:
+    """The records the spec names that the call-out lacks, or has without a signed release."""
     problems = []
     ids = [r.record_id for r in callout.records]
-    for i, seg in enumerate(spec.segments):
+    for seg in spec.segments:
+        i = _written_index(spec, seg)
         names = [(f"segments[{i}].record", seg.record)] if seg.record else []
         names += [(f"segments[{i}].{'record' if seg.type == 'song' else 'music'}", seg.music)] if seg.music else []
         names += [(f"segments[{i}].bed", seg.bed)] if seg.bed else []
@@ -693,5 +712,27 @@ def check_against(spec: EpisodeSpec, callout: CallOut) -> None:
                 problems.append(SpecProblem(spec.path, seg.line, where,
                                             f"record {rid} has no signed release (submissions.csv line {rec.line}); "
                                             "it can never appear in a cut"))
-    if problems:
-        raise SpecError(problems)
+    return problems
+
+
+def tag_problems(spec: EpisodeSpec, callout: CallOut) -> list[SpecProblem]:
+    """Tags a segment selects by that no record of the call-out carries (a typo, most often).
+
+    Only ``validate`` reports them: a build goes on, as the other tags of the select may match.
+    """
+    tags = {t for r in callout.records for t in r.tags}
+    problems = []
+    for seg in spec.segments:
+        i = _written_index(spec, seg)
+        for tag in (t for t in seg.select.tags if t not in tags):
+            close = difflib.get_close_matches(tag, sorted(tags), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(SpecProblem(spec.path, seg.line, f"segments[{i}].select.tags",
+                                        f"no record in call-out {callout.id!r} is tagged {tag!r}{hint}"))
+    return problems
+
+
+def _written_index(spec: EpisodeSpec, seg: SegmentSpec) -> int:
+    """The segment's index as written (a partly read spec leaves out the segments with problems)."""
+    lines = spec.segment_lines
+    return lines.index(seg.line) if seg.line in lines and lines.count(seg.line) == 1 else spec.segments.index(seg)
