@@ -242,11 +242,21 @@ def fields_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+#: More values than any spec has: aliases repeating aliases ("billion laughs") expand past it.
+MAX_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
 class _Reader:
     """Turns a composed YAML node tree into plain values while remembering each path's line."""
 
     def __init__(self, path: Path, variables: dict | None = None):
         self.path = path
+        self.budget = MAX_VALUES  # values left to read: an alias is read again each time it is used
         self.lines: dict[str, int] = {}
         self.problems: list[SpecProblem] = []
         self.variables = dict(variables or {})
@@ -268,6 +278,9 @@ class _Reader:
         return _VAR.sub(lambda m: str(self.variables[m.group(1)]), text)
 
     def value(self, node: yaml.Node, where: str):
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge(node.start_mark.line + 1)
         self.lines[where] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out = {}
@@ -327,9 +340,10 @@ def read_spec(path: Path | str, variables: dict[str, str] | None = None) -> tupl
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        msg = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
-        raise SpecError([SpecProblem(path, mark.line + 1 if mark else 1, "", msg)]) from None
+        raise SpecError([_yaml_problem(path, text, exc, "not valid YAML: ")]) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise SpecError([SpecProblem(path, 1, "", "nested too deep to be a spec (lists or mappings inside each "
+                                                  "other hundreds of levels down)")]) from None
     if node is None:
         raise SpecError([SpecProblem(path, 1, "", "the spec is empty; it needs title, callout, runtime, segments")])
     try:
@@ -338,12 +352,28 @@ def read_spec(path: Path | str, variables: dict[str, str] | None = None) -> tupl
         if isinstance(data, dict):
             data = _apply_defaults(r, data)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError([SpecProblem(path, mark.line + 1 if mark else 1, "", str(exc))]) from None
+        raise SpecError([_yaml_problem(path, text, exc, "")]) from None
+    except (_TooLarge, RecursionError) as exc:  # recursion: an anchor that contains an alias of itself
+        raise SpecError([SpecProblem(path, getattr(exc, "line", 1), "", f"the spec expands to over {MAX_VALUES:,} "
+                                     "values: YAML aliases (*name) repeat anchors that repeat others (or "
+                                     "themselves); write the values out")]) from None
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(path, 1, "", "the spec must be a mapping with title, callout, runtime, segments")])
     spec = _build(r, data)
     return spec, r.problems
+
+
+def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError, prefix: str) -> SpecProblem:
+    """A YAML error as one ``file:line:`` problem (PyYAML's own text spans lines and quotes the input)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(getattr(exc, "position", None), int):  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+    else:
+        line = 1
+    message = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+    return SpecProblem(path, line, "", prefix + message)
 
 
 def _spec_vars(r: _Reader, node: yaml.Node) -> dict:
