@@ -89,9 +89,9 @@ def _fail(problems: list[str], code: int = 1) -> int:
 
 def cmd_validate(args) -> int:
     from render.callout.folder import load_callout
+    from render.core.errors import SpecError, UserError
     from render.core.house import RATE
     from render.core.timebase import timecode, to_frames
-    from render.core.errors import SpecError, UserError
     from render.edit.spec import callout_problems, read_spec, tag_problems
 
     from .storage import local_callout

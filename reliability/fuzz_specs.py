@@ -123,7 +123,7 @@ def run_attack(attack: str, seed: int, count: int, workdir: Path) -> dict:
         where = f"seed {seed} attack {attack} try {i} ({path.name})"
         started, cpu_started = time.monotonic(), time.process_time()
         try:
-            lines = harness.with_deadline(lambda: validate_in_process(path, callout), 30)
+            lines = harness.with_deadline(lambda path=path: validate_in_process(path, callout), 30)
         except harness.Deadline as exc:
             hangs += 1
             failures.append(f"{where}: hang: {exc}")

@@ -22,8 +22,6 @@ from reliability import harness
 from reliability.mutate import UPLOAD_ATTACKS
 
 CORPUS = Path(os.environ.get("REMIXTV_CORPUS", harness.REPO.parent / "shared" / "corpus"))
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/corpus")
 MAX_BASE_BYTES = 1_500_000  # small uploads keep a try to seconds; the attacks do not need big ones
 CONTROLS = ("spoken_digit_jackson_8k_mono_0.44s.wav", "london_photo_1020x768.jpg",
             "bbb_vp9_vorbis51_960x540_60fps_1s.webm")
@@ -103,20 +101,20 @@ def _intake_and_build(callout, cache, made: dict[str, dict], attack: str, seed: 
         where = f"seed {seed} attack {attack} try {m.get('try', 'control')} ({m['base']} -> {m['file']})"
         started = time.monotonic()
         try:
-            result = harness.with_deadline(lambda: intake_record(callout, record, cache), CALL_DEADLINE_S)
+            result = harness.with_deadline(lambda r=record: intake_record(callout, r, cache), CALL_DEADLINE_S)
             if isinstance(result, Source) and result.media is not None:
                 shot = plan.source_shot(result, callout, None, max_frames=SHOT_FRAMES)
                 out = workdir / "clips" / f"{record.record_id}.mp4"
-                out.parent.mkdir(exist_ok=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
                 if shot is not None:
-                    harness.with_deadline(lambda: compose.write_clip(result, shot, PROFILES["preview"], "blur",
-                                                                     cache, out), CALL_DEADLINE_S)
+                    clip = (result, shot, PROFILES["preview"], "blur", cache, out)
+                    harness.with_deadline(lambda c=clip: compose.write_clip(*c), CALL_DEADLINE_S)
                     outcomes["built"] += 1
         except harness.Deadline as exc:
             hangs += 1
             failures.append(f"{where}: hang: {exc}")
             continue
-        except Exception as exc:  # a crash is what this harness is here to find
+        except Exception as exc:  # noqa: BLE001 - a crash is what this harness is here to find
             crashes += 1
             failures.append(f"{where}: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}")
             continue

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,7 @@ class ChildPeaks:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> ChildPeaks:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -112,7 +113,8 @@ def drive(module: str, args: argparse.Namespace, attacks: list[str], child_timeo
                 "--out", str(out), *(["--workdir", args.workdir] if args.workdir else [])]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         try:
-            done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=child_timeout_s)
+            done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=child_timeout_s,
+                                  check=False)
             report = json.loads(out.read_text()) if out.exists() else None
             if report is None or done.returncode not in (0, 1):
                 report = {"attack": attack, "tries": tries, "crashes": tries, "hangs": 0, "lost": 0,

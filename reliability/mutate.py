@@ -146,7 +146,7 @@ def huge_numbers(rng: random.Random, text: str) -> str:
     """Every number in the spec replaced by a huge, negative, fractional or non-finite one."""
     return re.sub(r"(?<=[:\[ ,])(\s*)\d+(\.\d+)?(?=[,\]}\s]|$)",
                   lambda m: m.group(1) + rng.choice(["1e300", "-5", "0", "10" * 40, ".nan", ".inf", "0.0000001",
-                                                     "4294967296", "-0"]), text, flags=re.M)
+                                                     "4294967296", "-0"]), text, flags=re.MULTILINE)
 
 
 def unicode_control(rng: random.Random, text: str) -> str:

@@ -202,6 +202,7 @@ def _ends_early(link: Path, info: MediaInfo) -> bool:
 
 
 DEFAULT_MAX_PIXELS = 120_000_000
+SHORT_S = 2  # media this short (stated) is decoded whole at intake
 
 
 def _probe(link: Path, max_pixels: int, timeout_s: float = 60) -> dict:
@@ -279,19 +280,26 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
         raise MediaRejected("no audio or video stream in the file", str(data.get("format", {})))
     if info.video and info.video.width * info.video.height > max_pixels:
         raise MediaRejected(over_pixel_limit(info.video.width, info.video.height, max_pixels))
+    if info.is_image and not any(f.get("media_type") == "video" for f in data.get("frames") or []):
+        # a picture whose header reads but whose data does not (a damaged PNG's zlib stream)
+        raise MediaRejected("damaged: the picture's data does not decode", str(data.get("format", {})))
     measured = None
     demuxer = info.demuxer.split(",")[0]
     if not info.is_image and (info.duration_s is None or info.duration_s <= 0):
         measured, _ = measure_duration(link, demuxer)
         if not measured:
             raise MediaRejected("empty: the file holds no playable audio or video", str(data.get("format", {})))
-    elif not info.is_image and info.duration_s > 2 and _ends_early(link, info):
+    elif not info.is_image and (info.duration_s <= SHORT_S or _ends_early(link, info)):
         # an interrupted upload decodes with errors where it was cut; a container that merely
-        # states a wrong length (fragmented MP4s do) decodes cleanly to its real end
-        measured, complaints = measure_duration(link, demuxer)
-        if not measured or complaints:
-            raise MediaRejected(f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
-                                + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
+        # states a wrong length (fragmented MP4s do) decodes cleanly to its real end. A short file
+        # is decoded whole (it costs little): damage near its start can leave nothing to cut from
+        # a seek point, which no look at its end would show
+        decoded, complaints = measure_duration(link, demuxer)
+        if not decoded or complaints:
+            what = (f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
+                    if info.duration_s > SHORT_S else "damaged: it does not decode cleanly")
+            raise MediaRejected(what + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
+        measured = decoded if info.duration_s > SHORT_S else None
     telecined = bool(info.video and info.video.interlaced and not info.is_image
                      and detect_telecine(link, demuxer, info.video.index))
     document = {"ffprobe": data, "measured": str(measured) if measured else None, "telecined": telecined}

@@ -23,7 +23,7 @@ MAX_DURATION_S = Fraction(15 * 60)
 MAX_PIXELS = probe.DEFAULT_MAX_PIXELS  # a decompression bomb guard: larger pictures are refused
 MAX_PIXELS_ENV = "REMIXTV_MAX_MEGAPIXELS"
 TEXT_BYTES_LIMIT = 200_000
-PROBE_VERSION = 5  # 4: telecine detection; 5: HEIF decoded, Monkey's Audio accepted, MIDI explained
+PROBE_VERSION = 5  # 4: telecine detection; 5: HEIF decoded, Monkey's Audio accepted, MIDI explained, short media decoded whole
 
 
 @dataclass(frozen=True, slots=True)

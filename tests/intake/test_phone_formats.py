@@ -145,7 +145,7 @@ def bar_colour(frame: np.ndarray) -> np.ndarray:
 
 
 def test_heic_tagged_srgb_keeps_its_numbers(intake, tmp_path):
-    clip, frames = conformed(intake, "heic_srgb", tmp_path / "clip.mp4")
+    clip, _ = conformed(intake, "heic_srgb", tmp_path / "clip.mp4")
     assert np.abs(bar_colour(frame_rgb(clip)) - P3_OF_SRGB_RED).max() < 12
 
 
