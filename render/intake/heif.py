@@ -25,6 +25,7 @@ HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc", b"
 #: nclx transfer characteristics that are (close enough to) the sRGB curve: BT.709/601/2020 SDR, sRGB.
 SDR_TRANSFERS = {1, 2, 6, 13, 14, 15}
 _BT709 = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
+BAND_ROWS = 256
 
 
 def is_heif(head: bytes) -> bool:
@@ -75,22 +76,25 @@ def _srgb(heif, path: os.PathLike) -> np.ndarray:
             image.putalpha(alpha)
         return np.asarray(image).astype(np.uint16) * 257
     pixels = np.asarray(heif)
-    scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
     if pixels.ndim == 2:
         pixels = pixels[..., None].repeat(3, axis=2)
-    nclx = info.get("nclx_profile") or {}
-    matrix = _to_bt709(nclx)
-    if matrix is None:
-        return pixels.astype(np.uint16) * (257 if scale == 255.0 else 1)
-    colour = pixels[..., :3].astype(np.float32) / scale
-    linear = np.where(colour <= 0.04045, colour / 12.92, ((colour + 0.055) / 1.055) ** 2.4)
-    linear = np.clip(linear @ matrix.T.astype(np.float32), 0.0, 1.0)
-    encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    out = np.rint(encoded * 65535).astype(np.uint16)
-    if pixels.shape[2] == 4:
-        alpha = pixels[..., 3:].astype(np.uint16) * (257 if scale == 255.0 else 1)
-        out = np.concatenate([out, alpha], axis=2)
+    out = pixels.astype(np.uint16) * (257 if pixels.dtype == np.uint8 else 1)
+    matrix = _to_bt709(info.get("nclx_profile") or {})
+    if matrix is not None:
+        # in bands of rows: a 48-megapixel photo in float32 at once would take gigabytes
+        for top in range(0, out.shape[0], BAND_ROWS):
+            band = out[top:top + BAND_ROWS, :, :3]
+            band[...] = _convert(band, matrix.T.astype(np.float32))
     return out
+
+
+def _convert(band: np.ndarray, matrix_t: np.ndarray) -> np.ndarray:
+    """16-bit sRGB-curve pixels through a linear-light primaries matrix, back to 16-bit."""
+    colour = band.astype(np.float32) / 65535
+    linear = np.where(colour <= 0.04045, colour / 12.92, ((colour + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(linear @ matrix_t, 0.0, 1.0)
+    encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.rint(encoded * 65535).astype(np.uint16)
 
 
 def _to_bt709(nclx: dict) -> np.ndarray | None:

@@ -295,7 +295,9 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
         # is decoded whole (it costs little): damage near its start can leave nothing to cut from
         # a seek point, which no look at its end would show
         decoded, complaints = measure_duration(link, demuxer)
-        if not decoded or complaints:
+        # (a clip shorter than ffmpeg's first progress report shows no decoded length: only what the
+        # decoder complained about counts for it)
+        if complaints or (not decoded and info.duration_s > SHORT_S):
             what = (f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
                     if info.duration_s > SHORT_S else "damaged: it does not decode cleanly")
             raise MediaRejected(what + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
