@@ -45,7 +45,8 @@ class ChildPeaks:
     it was forked with, so it reports this process's size, not ffmpeg's.
     """
 
-    def __init__(self, every_s: float = 0.05):
+    def __init__(self, names: tuple[str, ...] = ("ffmpeg", "ffprobe"), every_s: float = 0.05):
+        self.names = names
         self.every_s = every_s
         self.peak_kb = 0
         self._stop = threading.Event()
@@ -68,7 +69,10 @@ class ChildPeaks:
                 except OSError:
                     continue  # ended meanwhile
                 fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                # only children that have become ffmpeg/ffprobe: between fork and exec a child still
+                # shows this process's memory as its own
+                if (fields.get("PPid", "").strip() == me and "VmHWM" in fields
+                        and fields.get("Name", "").strip() in self.names):
                     self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
 
 
