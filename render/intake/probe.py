@@ -188,17 +188,23 @@ def measure_duration(link: Path, demuxer: str, timeout_s: float = 600) -> tuple[
     return seconds, result.stderr_tail.strip()
 
 
-def _ends_early(link: Path, info: MediaInfo) -> bool:
-    """True when nothing decodes in the last second of the stated length."""
+def _decodes(link: Path, info: MediaInfo, at_s: float) -> bool:
+    """True when a second of the file from ``at_s`` decodes to at least one frame, with the decoder
+    the render will use (``libvpx`` for WebM alpha)."""
     stream = f"0:{info.video.index}" if info.video else f"0:{info.audio.index}"
-    at = float(info.duration_s) - 1.5
-    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", "-ss", f"{at:.3f}",
+    decoder = ["-c:v", info.video.alpha_decoder] if info.video and info.video.alpha_decoder else []
+    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", *(["-ss", f"{at_s:.3f}"] if at_s > 0 else []), *decoder,
             *ffmpeg.untrusted_input(link, info.demuxer.split(",")[0]), "-map", stream, "-t", "1", "-f", "framecrc", "-"]
     try:
         out = ffmpeg.run(argv, timeout_s=60).stdout
     except FfmpegError:
-        return True
-    return not any(line and not line.startswith(b"#") for line in out.splitlines())
+        return False
+    return any(line and not line.startswith(b"#") for line in out.splitlines())
+
+
+def _ends_early(link: Path, info: MediaInfo) -> bool:
+    """True when nothing decodes in the last second of the stated length."""
+    return not _decodes(link, info, float(info.duration_s) - 1.5)
 
 
 DEFAULT_MAX_PIXELS = 120_000_000
@@ -302,6 +308,9 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
                     if info.duration_s > SHORT_S else "damaged: it does not decode cleanly")
             raise MediaRejected(what + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
         measured = decoded if info.duration_s > SHORT_S else None
+    if info.video and info.video.alpha_decoder and not _decodes(link, info, 0):
+        raise MediaRejected(f"damaged: its picture does not decode with {info.video.alpha_decoder}, the decoder "
+                            "that keeps its transparency")
     telecined = bool(info.video and info.video.interlaced and not info.is_image
                      and detect_telecine(link, demuxer, info.video.index))
     document = {"ffprobe": data, "measured": str(measured) if measured else None, "telecined": telecined}

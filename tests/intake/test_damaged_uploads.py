@@ -56,3 +56,34 @@ def test_a_short_clip_damaged_near_its_start_is_refused(tmp_path, cache):
 
 def test_a_clean_clip_shorter_than_ffmpegs_first_progress_report_is_kept(cache):
     assert probe(corpus("mp3_24k_stereo_0.07s.mp3"), cache).audio is not None
+
+
+def test_a_photo_whose_exif_text_is_not_utf8_renders(tmp_path):
+    """ffmpeg hands a photo's EXIF on as frame metadata, and QC's statistics file prints it beside the
+    numbers: bytes that are not UTF-8 there must not stop the render."""
+    from PIL import Image
+
+    from render.callout.folder import CallOut
+    from render.compose import pieces as compose
+    from render.core.house import PROFILES
+    from render.edit import plan
+    from render.intake.records import Source
+
+    exif = Image.Exif()
+    exif[0x010F] = "CamXYZ"  # Make
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (320, 240), (90, 120, 200)).save(path, exif=exif)
+    path.write_bytes(path.read_bytes().replace(b"CamXYZ", b"Cam\xc3r\xf0"))  # bytes that are not UTF-8
+    cache = Cache(tmp_path / "cache")
+    media = probe(path, cache)
+    src = Source(plan_record(path), cache.content_hash(path), media=media,
+                 link=safe_link(cache, path, cache.content_hash(path)))
+    shot = plan.source_shot(src, CallOut(tmp_path, "t", "t", "", "", "", (), {}), None, max_frames=15)
+    out = compose.write_clip(src, shot, PROFILES["preview"], "blur", cache, tmp_path / "clip.mp4")
+    assert out.stat().st_size > 0
+
+
+def plan_record(path: Path):
+    from render.callout.folder import Record
+
+    return Record("P1", path.name, "photo", "Photo", (), (), (), "", True, 2)
