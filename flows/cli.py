@@ -89,15 +89,24 @@ def _fail(problems: list[str], code: int = 1) -> int:
 
 def cmd_validate(args) -> int:
     from render.callout.folder import load_callout
+    from render.core.errors import SpecError, UserError
     from render.core.house import RATE
     from render.core.timebase import timecode, to_frames
-    from render.edit.spec import check_against, load_spec
+    from render.edit.spec import callout_problems, read_spec, tag_problems
 
     from .storage import local_callout
 
-    spec = load_spec(args.spec, _variables(args.var))
-    callout = load_callout(local_callout(spec.callout))  # an s3:// call-out is staged into the cache first
-    check_against(spec, callout)
+    # every problem in one pass: the spec's own, then what it asks of the call-out
+    spec, problems = read_spec(args.spec, _variables(args.var))
+    if any(p.path == "callout" for p in problems):
+        raise SpecError(problems)
+    try:
+        callout = load_callout(local_callout(spec.callout))  # an s3:// call-out is staged into the cache first
+    except UserError as exc:
+        raise UserError([*SpecError(problems).problems, *exc.problems]) from None
+    problems += callout_problems(spec, callout) + tag_problems(spec, callout)
+    if problems:
+        raise SpecError(problems)
     print(f"{args.spec}: ok: {len(spec.segments)} segments, runtime {timecode(to_frames(spec.runtime_s, RATE), RATE)}, "
           f"call-out {callout.id!r} with {len(callout.records)} records")
     for w in callout.warnings:

@@ -114,10 +114,9 @@ def test_known_bad_files_get_specific_reasons(ingested):
     _, report, _ = ingested
     by_file = {q.record.file.removeprefix("media/"): q.reason for q in report.quarantined}
     assert by_file["cut_short.mp4"].startswith("truncated")
-    assert by_file["phone_still_photo.heic"].startswith("unreadable")
     assert by_file["empty_header_only_16k_mono.wav"].startswith("empty")
     corpus_files = {row["file"].removeprefix("media/") for row in corpus_rows()}
-    assert set(by_file) & corpus_files == {"phone_still_photo.heic", "empty_header_only_16k_mono.wav", "tiny_1x1.gif"}
+    assert set(by_file) & corpus_files == {"empty_header_only_16k_mono.wav", "tiny_1x1.gif"}
 
 
 def test_speex_is_accepted(ingested):
@@ -170,9 +169,9 @@ def test_ingest_cli_prints_a_table_and_writes_intake_json(ingested, tmp_path):
 
     small = write_callout(tmp_path / "small", [
         {"record_id": "A", "file": "media/a.ogg", "kind": "music", "title": "Song", "contributors": "x"},
-        {"record_id": "B", "file": "media/b.heic", "kind": "photo", "title": "Phone photo", "contributors": "x"},
-    ], [("x", "X", "")], {"media/a.ogg": CORPUS / "robin_birdsong_vorbis_22k_mono.ogg",
-                          "media/b.heic": CORPUS / "phone_still_photo.heic"})
+        {"record_id": "B", "file": "media/b.mid", "kind": "music", "title": "Song as notes", "contributors": "x"},
+    ], [("x", "X", "")], {"media/a.ogg": CORPUS / "robin_birdsong_vorbis_22k_mono.ogg"})
+    (small / "media" / "b.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60")
     result = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", str(small), "--out", str(tmp_path / "o")],
                             check=False, capture_output=True, text=True, cwd=tmp_path,
                             env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"))

@@ -130,7 +130,8 @@ class PictureMeasure:
     def piece(self, audio: Path, frames: int, house: HouseFormat, argv: list[str]) -> PieceQC:
         """The piece's measures, its sound read from its PCM; ``argv`` (the command that fed the
         meters) is the evidence if they did not see exactly ``frames`` frames."""
-        got = self.stats.read_text() if self.stats.exists() else ""
+        # the picture's own metadata (a photo's EXIF text, in any bytes) is printed beside the statistics
+        got = self.stats.read_text(errors="replace") if self.stats.exists() else ""
         ymin, ymax, brng = (np.array([float(v) for v in p.findall(got)]) for p in _STATS.values())
         n = sum(len(b) for b in self.meter.black)
         if n != frames or ymin.size != frames:

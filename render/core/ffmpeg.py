@@ -31,7 +31,7 @@ FFPROBE = os.environ.get("REMIXTV_FFPROBE", "ffprobe")
 #: extension); playlists (hls, concat), devices, lavfi, tty and subtitle formats are absent.
 SUBMISSION_DEMUXERS = (
     "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg",
-    "wav", "w64", "aiff", "caf", "mp3", "aac", "flac", "amr", "asf", "ac3", "eac3", "wv",
+    "wav", "w64", "aiff", "caf", "mp3", "aac", "flac", "amr", "asf", "ac3", "eac3", "wv", "ape",
     "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif", "gif_pipe",
 )
 

@@ -111,6 +111,7 @@ class EpisodeSpec:
     pool_cents: int | None = None  # the payout pool to split in ledger.csv/json (none: no ledger)
     upstream_share: Fraction = Fraction(1, 2)  # what a remix passes up to the records it builds on
     allow_flashes: bool = False  # photosensitive-risk flashing may be cut in (default: left out)
+    segment_lines: tuple[int, ...] = ()  # where each written segment starts, those with problems included
 
     def flashes_allowed(self, seg: SegmentSpec) -> bool:
         return self.allow_flashes if seg.allow_flashes is None else seg.allow_flashes
@@ -241,11 +242,21 @@ def fields_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+#: More values than any spec has: aliases repeating aliases ("billion laughs") expand past it.
+MAX_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
 class _Reader:
     """Turns a composed YAML node tree into plain values while remembering each path's line."""
 
     def __init__(self, path: Path, variables: dict | None = None):
         self.path = path
+        self.budget = MAX_VALUES  # values left to read: an alias is read again each time it is used
         self.lines: dict[str, int] = {}
         self.problems: list[SpecProblem] = []
         self.variables = dict(variables or {})
@@ -267,6 +278,9 @@ class _Reader:
         return _VAR.sub(lambda m: str(self.variables[m.group(1)]), text)
 
     def value(self, node: yaml.Node, where: str):
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge(node.start_mark.line + 1)
         self.lines[where] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out = {}
@@ -304,6 +318,17 @@ def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> Epis
 
     ``variables`` (from ``--var NAME=VALUE``) override the spec's own ``vars:``.
     """
+    spec, problems = read_spec(path, variables)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def read_spec(path: Path | str, variables: dict[str, str] | None = None) -> tuple[EpisodeSpec, list[SpecProblem]]:
+    """The spec as far as it reads (segments with problems left out) and every problem found, so that
+    ``validate`` can check the rest against the call-out in the same pass. Raises SpecError when
+    the file is not a readable YAML mapping at all.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -315,9 +340,10 @@ def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> Epis
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        msg = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
-        raise SpecError([SpecProblem(path, mark.line + 1 if mark else 1, "", msg)]) from None
+        raise SpecError([_yaml_problem(path, text, exc, "not valid YAML: ")]) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise SpecError([SpecProblem(path, 1, "", "nested too deep to be a spec (lists or mappings inside each "
+                                                  "other hundreds of levels down)")]) from None
     if node is None:
         raise SpecError([SpecProblem(path, 1, "", "the spec is empty; it needs title, callout, runtime, segments")])
     try:
@@ -326,14 +352,28 @@ def load_spec(path: Path | str, variables: dict[str, str] | None = None) -> Epis
         if isinstance(data, dict):
             data = _apply_defaults(r, data)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError([SpecProblem(path, mark.line + 1 if mark else 1, "", str(exc))]) from None
+        raise SpecError([_yaml_problem(path, text, exc, "")]) from None
+    except (_TooLarge, RecursionError) as exc:  # recursion: an anchor that contains an alias of itself
+        raise SpecError([SpecProblem(path, getattr(exc, "line", 1), "", f"the spec expands to over {MAX_VALUES:,} "
+                                     "values: YAML aliases (*name) repeat anchors that repeat others (or "
+                                     "themselves); write the values out")]) from None
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(path, 1, "", "the spec must be a mapping with title, callout, runtime, segments")])
     spec = _build(r, data)
-    if r.problems:
-        raise SpecError(r.problems)
-    return spec
+    return spec, r.problems
+
+
+def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError, prefix: str) -> SpecProblem:
+    """A YAML error as one ``file:line:`` problem (PyYAML's own text spans lines and quotes the input)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(getattr(exc, "position", None), int):  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+    else:
+        line = 1
+    message = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+    return SpecProblem(path, line, "", prefix + message)
 
 
 def _spec_vars(r: _Reader, node: yaml.Node) -> dict:
@@ -479,6 +519,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
                  else (base / str(callout)).resolve() if callout else base),
         runtime_s=runtime or Fraction(0), segments=tuple(segments), fit=str(fit), seed=seed,
         pool_cents=pool, upstream_share=share, allow_flashes=allow_flashes,
+        segment_lines=tuple(r.lines.get(f"segments[{i}]", 1) for i in range(len(raw_segments))),
     )
 
 
@@ -711,9 +752,17 @@ def _select(r: _Reader, raw, where: str) -> Select:
 
 def check_against(spec: EpisodeSpec, callout: CallOut) -> None:
     """Check every record the spec names exists in the call-out and is released; raise SpecError."""
+    problems = callout_problems(spec, callout)
+    if problems:
+        raise SpecError(problems)
+
+
+def callout_problems(spec: EpisodeSpec, callout: CallOut) -> list[SpecProblem]:
+    """The records the spec names that the call-out lacks, or has without a signed release."""
     problems = []
     ids = [r.record_id for r in callout.records]
-    for i, seg in enumerate(spec.segments):
+    for seg in spec.segments:
+        i = _written_index(spec, seg)
         names = [(f"segments[{i}].record", seg.record)] if seg.record else []
         names += [(f"segments[{i}].{'record' if seg.type == 'song' else 'music'}", seg.music)] if seg.music else []
         names += [(f"segments[{i}].bed", seg.bed)] if seg.bed else []
@@ -729,5 +778,27 @@ def check_against(spec: EpisodeSpec, callout: CallOut) -> None:
                 problems.append(SpecProblem(spec.path, seg.line, where,
                                             f"record {rid} has no signed release (submissions.csv line {rec.line}); "
                                             "it can never appear in a cut"))
-    if problems:
-        raise SpecError(problems)
+    return problems
+
+
+def tag_problems(spec: EpisodeSpec, callout: CallOut) -> list[SpecProblem]:
+    """Tags a segment selects by that no record of the call-out carries (a typo, most often).
+
+    Only ``validate`` reports them: a build goes on, as the other tags of the select may match.
+    """
+    tags = {t for r in callout.records for t in r.tags}
+    problems = []
+    for seg in spec.segments:
+        i = _written_index(spec, seg)
+        for tag in (t for t in seg.select.tags if t not in tags):
+            close = difflib.get_close_matches(tag, sorted(tags), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(SpecProblem(spec.path, seg.line, f"segments[{i}].select.tags",
+                                        f"no record in call-out {callout.id!r} is tagged {tag!r}{hint}"))
+    return problems
+
+
+def _written_index(spec: EpisodeSpec, seg: SegmentSpec) -> int:
+    """The segment's index as written (a partly read spec leaves out the segments with problems)."""
+    lines = spec.segment_lines
+    return lines.index(seg.line) if seg.line in lines and lines.count(seg.line) == 1 else spec.segments.index(seg)

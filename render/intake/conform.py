@@ -124,9 +124,17 @@ def display_size(media: MediaInfo) -> tuple[int, int]:
 
 
 def decoder_args(media: MediaInfo) -> list[str]:
-    """Input options that must precede the source's ``-i`` (a decoder that keeps WebM alpha), or []."""
+    """Input options that must precede the source's ``-i``: a decoder that keeps WebM alpha; for a
+    still, a filter graph that is never rebuilt.
+
+    A JPEG can carry more pictures after its end (an Ultra HDR gain map, an MPO's second view, in
+    MPF) that the JPEG demuxer hands on as further frames. A frame of another size makes ffmpeg
+    rebuild the whole graph, which restarts every source in it: the shot's silence would play twice.
+    """
     v = media.video
-    return ["-c:v", v.alpha_decoder] if v is not None and v.alpha_decoder else []
+    if v is None:
+        return []
+    return (["-c:v", v.alpha_decoder] if v.alpha_decoder else []) + (["-reinit_filter", "0"] if media.is_image else [])
 
 
 def video_chain(input_label: str, out: str, media: MediaInfo, house: HouseFormat, frames: int, mode: str,

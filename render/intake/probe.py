@@ -188,20 +188,27 @@ def measure_duration(link: Path, demuxer: str, timeout_s: float = 600) -> tuple[
     return seconds, result.stderr_tail.strip()
 
 
-def _ends_early(link: Path, info: MediaInfo) -> bool:
-    """True when nothing decodes in the last second of the stated length."""
+def _decodes(link: Path, info: MediaInfo, at_s: float) -> bool:
+    """True when a second of the file from ``at_s`` decodes to at least one frame, with the decoder
+    the render will use (``libvpx`` for WebM alpha)."""
     stream = f"0:{info.video.index}" if info.video else f"0:{info.audio.index}"
-    at = float(info.duration_s) - 1.5
-    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", "-ss", f"{at:.3f}",
+    decoder = ["-c:v", info.video.alpha_decoder] if info.video and info.video.alpha_decoder else []
+    argv = [ffmpeg.FFMPEG, "-v", "error", "-nostdin", *(["-ss", f"{at_s:.3f}"] if at_s > 0 else []), *decoder,
             *ffmpeg.untrusted_input(link, info.demuxer.split(",")[0]), "-map", stream, "-t", "1", "-f", "framecrc", "-"]
     try:
         out = ffmpeg.run(argv, timeout_s=60).stdout
     except FfmpegError:
-        return True
-    return not any(line and not line.startswith(b"#") for line in out.splitlines())
+        return False
+    return any(line and not line.startswith(b"#") for line in out.splitlines())
+
+
+def _ends_early(link: Path, info: MediaInfo) -> bool:
+    """True when nothing decodes in the last second of the stated length."""
+    return not _decodes(link, info, float(info.duration_s) - 1.5)
 
 
 DEFAULT_MAX_PIXELS = 120_000_000
+SHORT_S = 2  # media this short (stated) is decoded whole at intake
 
 
 def _probe(link: Path, max_pixels: int, timeout_s: float = 60) -> dict:
@@ -261,6 +268,11 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
     Pictures over ``max_pixels`` are refused before anything decodes them. Returns the MediaInfo
     and a JSON document that ``from_document`` turns back into it (for caching).
     """
+    with open(link, "rb") as f:
+        head = f.read(12)
+    if head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID"):
+        raise MediaRejected("a MIDI file: it holds notes for an instrument to play, no recorded sound; upload the "
+                            "music rendered to an audio file instead (WAV, MP3, FLAC, AAC, ...)")
     try:
         data = _probe(link, max_pixels)
     except FfmpegError as exc:
@@ -274,19 +286,31 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
         raise MediaRejected("no audio or video stream in the file", str(data.get("format", {})))
     if info.video and info.video.width * info.video.height > max_pixels:
         raise MediaRejected(over_pixel_limit(info.video.width, info.video.height, max_pixels))
+    if info.is_image and not any(f.get("media_type") == "video" for f in data.get("frames") or []):
+        # a picture whose header reads but whose data does not (a damaged PNG's zlib stream)
+        raise MediaRejected("damaged: the picture's data does not decode", str(data.get("format", {})))
     measured = None
     demuxer = info.demuxer.split(",")[0]
     if not info.is_image and (info.duration_s is None or info.duration_s <= 0):
         measured, _ = measure_duration(link, demuxer)
         if not measured:
             raise MediaRejected("empty: the file holds no playable audio or video", str(data.get("format", {})))
-    elif not info.is_image and info.duration_s > 2 and _ends_early(link, info):
+    elif not info.is_image and (info.duration_s <= SHORT_S or _ends_early(link, info)):
         # an interrupted upload decodes with errors where it was cut; a container that merely
-        # states a wrong length (fragmented MP4s do) decodes cleanly to its real end
-        measured, complaints = measure_duration(link, demuxer)
-        if not measured or complaints:
-            raise MediaRejected(f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
-                                + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
+        # states a wrong length (fragmented MP4s do) decodes cleanly to its real end. A short file
+        # is decoded whole (it costs little): damage near its start can leave nothing to cut from
+        # a seek point, which no look at its end would show
+        decoded, complaints = measure_duration(link, demuxer)
+        # (a clip shorter than ffmpeg's first progress report shows no decoded length: only what the
+        # decoder complained about counts for it)
+        if complaints or (not decoded and info.duration_s > SHORT_S):
+            what = (f"truncated: the file ends before its stated {float(info.duration_s):.1f} s"
+                    if info.duration_s > SHORT_S else "damaged: it does not decode cleanly")
+            raise MediaRejected(what + (f" ({complaints.splitlines()[-1][:120]})" if complaints else ""), complaints)
+        measured = decoded if info.duration_s > SHORT_S else None
+    if info.video and info.video.alpha_decoder and not _decodes(link, info, 0):
+        raise MediaRejected(f"damaged: its picture does not decode with {info.video.alpha_decoder}, the decoder "
+                            "that keeps its transparency")
     telecined = bool(info.video and info.video.interlaced and not info.is_image
                      and detect_telecine(link, demuxer, info.video.index))
     document = {"ffprobe": data, "measured": str(measured) if measured else None, "telecined": telecined}

@@ -16,14 +16,14 @@ from pathlib import Path
 from render.callout.folder import CallOut, Record
 from render.core.cache import Cache
 from render.core.errors import FfmpegError, MediaRejected, UserError
-from render.intake import probe
+from render.intake import heif, probe
 from render.intake.probe import MediaInfo
 
 MAX_DURATION_S = Fraction(15 * 60)
 MAX_PIXELS = probe.DEFAULT_MAX_PIXELS  # a decompression bomb guard: larger pictures are refused
 MAX_PIXELS_ENV = "REMIXTV_MAX_MEGAPIXELS"
 TEXT_BYTES_LIMIT = 200_000
-PROBE_VERSION = 4  # 4: telecine detection
+PROBE_VERSION = 5  # 4: telecine detection; 5: HEIF decoded, Monkey's Audio accepted, MIDI explained, short media decoded whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,10 @@ def intake_record(callout: CallOut, record: Record, cache: Cache,
             if not text:
                 raise MediaRejected("text file holds no words")
             return Source(record, digest, text=text)
-        link = safe_link(cache, path, digest)
+        with path.open("rb") as f:
+            head = f.read(16)
+        link = (heif.still_of(cache, path, digest, max_pixels) if heif.is_heif(head)
+                else safe_link(cache, path, digest))
         media = _media(cache, link, digest, max_pixels)
         if media.video and media.video.width * media.video.height > max_pixels:  # probed earlier under a larger cap
             raise MediaRejected(probe.over_pixel_limit(media.video.width, media.video.height, max_pixels))
