@@ -24,7 +24,8 @@
     var lo = 0, hi = starts.length - 1, found = -1;
     while (lo <= hi) {  // the last shot starting at or before t
       var mid = (lo + hi) >> 1;
-      if (starts[mid] <= t + 1e-9) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
+      // a media clock keeps whole microseconds: a shot starts within half a millisecond of its frame's time
+      if (starts[mid] <= t + 5e-4) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
     }
     return found;
   }
@@ -46,8 +47,16 @@
     b.textContent = "shot " + (i + 1) + " of " + shots.length;
     now.appendChild(b);
     now.appendChild(document.createElement("br"));
-    now.appendChild(document.createTextNode("segment " + s.dataset.segment +
+    now.appendChild(document.createTextNode(s.dataset.tc + ", segment " + s.dataset.segment +
       (s.dataset.record ? ", record " + s.dataset.record : "")));
+    if (s.dataset.people) {
+      now.appendChild(document.createElement("br"));
+      now.appendChild(document.createTextNode("by " + s.dataset.people));
+    }
+    var img = document.createElement("img");
+    img.src = s.querySelector("img").getAttribute("src");
+    img.alt = "";
+    now.appendChild(img);
   }
 
   function tick() {
