@@ -246,6 +246,10 @@ def _chart(rendered: Sequence[RenderedPiece], rate: Fraction, loud: dict, second
 # what changed since the last build into this folder
 
 
+LOUDNESS_FIGURES = {"integrated_lufs": ("integrated", "LUFS"), "true_peak_dbtp": ("true peak", "dBTP"),
+                    "lra_lu": ("loudness range", "LU")}
+
+
 def essentials(build: dict, placed: Sequence[PlacedShot], credits: dict) -> dict:
     """What the next build's page compares with: segments (and their pieces), records, loudness, QC."""
     segments: dict[str, dict] = {}
@@ -260,7 +264,7 @@ def essentials(build: dict, placed: Sequence[PlacedShot], credits: dict) -> dict
     qc = build.get("qc") or {}
     doc = {"schema": "remixtv.review-essentials/1", "frames": build.get("frames"), "duration": build.get("duration"),
            "rate": build.get("rate"), "segments": segments, "records_used": build.get("records_used", []),
-           "loudness": {k: loud.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "lra_lu")},
+           "loudness": {k: loud.get(k) for k in LOUDNESS_FIGURES},
            "qc": {k: c.get("passed") for k, c in (qc.get("checks") or {}).items()},
            "qc_summary": {k: c.get("summary") for k, c in (qc.get("checks") or {}).items()},
            "credited": [p["credit_name"] for p in credits.get("people", ())],
@@ -280,12 +284,10 @@ def changes(before: dict, now: dict) -> dict:
         delta = (now.get("frames") or 0) - (before.get("frames") or 0)
         lines.append(f"runtime {before.get('duration')} → {now.get('duration')} "
                      f"({'+' if delta >= 0 else '−'}{abs(float(Fraction(delta) / rate)):.3f} s)")
-    for name in ("integrated_lufs", "true_peak_dbtp", "lra_lu"):
+    for name, (words, unit) in LOUDNESS_FIGURES.items():
         a, b = (before.get("loudness") or {}).get(name), (now.get("loudness") or {}).get(name)
         if a is not None and b is not None and abs(a - b) >= 0.05:
-            unit = {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "lra_lu": "LU"}[name]
-            lines.append(f"{name.split('_')[0] if name != 'true_peak_dbtp' else 'true peak'} "
-                         f"{a:.1f} → {b:.1f} {unit}")
+            lines.append(f"{words} {a:.1f} → {b:.1f} {unit}")
     qc = []
     for name, passed in (now.get("qc") or {}).items():
         was, said = (before.get("qc") or {}).get(name), (before.get("qc_summary") or {}).get(name)
@@ -429,8 +431,12 @@ def write_review(folder: Path, cache: Cache, timeline: Timeline, rendered: Seque
     build, qc = _read(folder, "build.json"), _read(folder, "qc.json")
     credits, ledger, intake = _read(folder, "credits.json"), _read(folder, "ledger.json"), _read(folder, "intake.json")
     placed = place_shots(timeline, rendered)
-    _thumbnails(placed, cache, rate, review / "thumbs")
     seconds = _seconds(timeline.frames, rate)
+    # the chart is drawn (matplotlib loaded, if it must be) while ffmpeg takes the new thumbnails
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chart = pool.submit(_chart, rendered, rate, build.get("loudness") or {}, seconds, cache)
+        _thumbnails(placed, cache, rate, review / "thumbs")
+        chart = chart.result()
     vtt = chapters_vtt(build.get("chapters", ()), rate)
     write_text_atomic(review / "chapters.vtt", vtt)
     now = essentials(build, placed, credits)
@@ -438,16 +444,20 @@ def write_review(folder: Path, cache: Cache, timeline: Timeline, rendered: Seque
     first_shot: dict[str, PlacedShot] = {}
     for p in placed:
         first_shot.setdefault(p.shot.record_id, p)
+    first_bed = {}
+    for seg in reversed(timeline.segments):
+        if seg.bed is not None:
+            first_bed[seg.bed.record_id] = seg
     checks = qc.get("checks") or {}
     html = _templates(cache.root).get_template("index.html").render(
         build=build, qc=qc, checks=checks, summary=(build.get("qc") or {}).get("checks", {}),
         lanes=[(name, checks.get(name, {})) for name in QC_LANES], seconds=seconds, placed=placed,
-        chart=_chart(rendered, rate, build.get("loudness") or {}, seconds, cache), **_timeline_view(timeline, seconds),
+        chart=chart, **_timeline_view(timeline, seconds),
         people=_people(credits, ledger, timeline, placed, callout), groups=credits.get("groups", ()),
         username_of={p["credit_name"]: p["username"] for p in credits.get("people", ())},
         makers={r.record_id: ", ".join(callout.contributor(c.username).credit_name for c in r.credits)
                 for r in callout.records},
-        ledger=ledger, intake=intake, first_shot=first_shot, warnings=build.get("warnings", ()),
+        ledger=ledger, intake=intake, first_shot=first_shot, first_bed=first_bed, warnings=build.get("warnings", ()),
         changes=changes(previous, now) if previous else None, built=now["built"],
         chapters_b64=base64.b64encode(vtt.encode()).decode(), colours=SEGMENT_COLOURS,
         tc=lambda f: timecode(f, rate), secs=lambda f: _seconds(f, rate),

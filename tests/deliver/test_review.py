@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,27 @@ def test_an_edit_says_what_changed_and_redraws_only_its_pieces(built):
     assert len(new_thumbs) == 1  # the title card's one shot; every other thumbnail came from the cache
     assert json.loads((folder / "review" / "previous.json").read_text())["segments"]["title"]["pieces"] != \
         json.loads((folder / "review" / "this.json").read_text())["segments"]["title"]["pieces"]
+    shown = set(re.findall(r'src="thumbs/([^"]+)"', page))
+    assert shown == {p.name for p in (folder / "review" / "thumbs").glob("*.jpg")}  # the old title's is gone
+
+
+def test_changes_name_what_differs_between_two_builds():
+    from render.deliver.review import changes
+
+    def build(title_piece: str, start: int, records: list[str], lufs: float, black: bool, names: list[str]) -> dict:
+        return {"frames": 900, "duration": "00:00:30.030", "rate": "30000/1001", "built": "2026-01-01T00:00:00+00:00",
+                "segments": {"title": {"start_frame": 0, "pieces": [title_piece]},
+                             "fill": {"start_frame": start, "pieces": ["f"]}},
+                "records_used": records, "loudness": {"integrated_lufs": lufs, "true_peak_dbtp": -3.0, "lra_lu": 5.0},
+                "qc": {"black": black}, "qc_summary": {"black": "none" if black else "1 range: 00:00:01.000"},
+                "credited": names, "identity": title_piece + str(start)}
+
+    said = changes(build("a", 90, ["V1", "V2"], -24.0, True, ["Ana", "Bo"]),
+                   build("b", 120, ["V2", "V3"], -23.2, False, ["Bo", "Cy"]))
+    assert (said["rerendered"], said["moved"]) == (["title"], ["fill"])
+    assert (said["records_added"], said["records_removed"]) == (["V3"], ["V1"])
+    assert (said["credited_added"], said["credited_removed"]) == (["Cy"], ["Ana"])
+    assert said["figures"] == ["integrated -24.0 → -23.2 LUFS"]
+    assert said["qc"] == [{"check": "black", "was": True, "now": False, "before": "none",
+                           "after": "1 range: 00:00:01.000"}]
+    assert not said["same"]
