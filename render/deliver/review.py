@@ -311,18 +311,11 @@ def _remember(review: Path, now: dict) -> dict | None:
     """Keep this build's essentials (``this.json``) and the last different build's (``previous.json``);
     returns the previous build's, which a rebuild with no change keeps, so the page still says what
     the last real change was."""
-    def read(name: str) -> dict | None:
-        try:
-            doc = json.loads((review / name).read_text(encoding="utf-8"))
-            return doc if isinstance(doc, dict) else None
-        except (OSError, ValueError):
-            return None
-
-    last, previous = read("this.json"), read("previous.json")
-    if last is not None and last.get("identity") != now["identity"]:
+    last, previous = _read(review, "this.json"), _read(review, "previous.json") or None
+    if last and last.get("identity") != now["identity"]:
         previous = last
         write_text_atomic(review / "previous.json", json.dumps(last, ensure_ascii=False, indent=1))
-    elif last is not None:
+    elif last:
         now = {**now, "built": last.get("built", now["built"])}
     write_text_atomic(review / "this.json", json.dumps(now, ensure_ascii=False, indent=1))
     return previous
@@ -333,6 +326,7 @@ def _remember(review: Path, now: dict) -> dict | None:
 
 
 def _read(folder: Path, name: str) -> dict:
+    """A JSON report in ``folder``, or {} when it is missing or unreadable (the page shows what there is)."""
     try:
         doc = json.loads((folder / name).read_text(encoding="utf-8"))
         return doc if isinstance(doc, dict) else {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import corpus, ffprobe, write_callout
+from PIL import Image, ImageStat
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (Playwright's own browser download cannot run here)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -138,9 +139,27 @@ def test_clicking_a_shot_seeks_to_its_first_frame(page, built):
         assert page.evaluate("document.getElementById('player').currentTime") == pytest.approx(
             starts[i] * 1001 / 30000, abs=1e-6)
         assert page.get_attribute(f"#shot-{i}", "class").split() == ["shot", "seek", "current"]
-    # thumbnails are real pictures from the pieces: the photo's is not the title card's black
+    # playing across a cut moves the highlight (and the playhead) to the next shot
+    before = (starts[1] - 10) * 1001 / 30000
+    page.evaluate(f"v = document.getElementById('player'); v.muted = true; v.currentTime = {before}; v.play()")
+    page.wait_for_function(f"document.getElementById('player').currentTime > {starts[1] * 1001 / 30000 + 0.2}",
+                           timeout=30_000)
+    page.evaluate("document.getElementById('player').pause()")
+    assert page.evaluate("document.querySelector('.strip .current').id") == "shot-1"
     sizes = page.evaluate("[...document.querySelectorAll('.strip img')].map(i => [i.naturalWidth, i.naturalHeight])")
     assert set(map(tuple, sizes)) == {(192, 108)}
+    # each thumbnail is its shot's picture: the act break's is black, the photo's is not, the fill's is green
+    review = built[0] / "review"
+    kinds = [(seg["id"], shot["kind"]) for seg in build["segments"] for shot in seg["shots"]]
+
+    def mean_rgb(i: int) -> tuple[float, ...]:
+        src = page.get_attribute(f"#shot-{i} img", "src")
+        return tuple(ImageStat.Stat(Image.open(review / src).convert("RGB")).mean)
+
+    black = mean_rgb(kinds.index(("break", "black")))
+    photo = mean_rgb(kinds.index(("photo", "image")))
+    green = mean_rgb(kinds.index(("fill", "video")))
+    assert max(black) < 30 < min(photo) and green[1] > 2 * max(green[0], green[2])
 
 
 def test_loudness_chart_and_qc_marks(page, built):
