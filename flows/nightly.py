@@ -7,8 +7,8 @@ this process whenever it is due (``remixtv nightly serve``). We chose ``serve()`
 so a worker would add two moving parts and run the same code on the same machine anyway.
 
 Each run publishes Prefect artifacts: a markdown summary (``nightly-summary``), a table of every
-segment (``nightly-segments``) and links to each preview's episode.mp4, credits.txt and
-build.json (``nightly-<spec>-episode`` ...). The same summary is written to
+segment (``nightly-segments``) and links to each preview's review page (review/index.html),
+episode.mp4, credits.txt and build.json (``nightly-<spec>-episode`` ...). The same summary is written to
 ``<out>/nightly.md`` and ``<out>/nightly.json`` for readers without the Prefect UI.
 """
 
@@ -157,8 +157,8 @@ def artifact_slug(name: str) -> str:
 
 
 def output_links(out_dir: str, name: str, qc: bool = False) -> tuple[Link, ...]:
-    """Links to a preview's episode, credits, build report (and QC report) where ``build_flow`` puts them."""
-    files = ("episode.mp4", "credits.txt", "build.json") + (("qc.json",) if qc else ())
+    """Links to a preview's review page, episode, credits, build report (and QC report) where ``build_flow`` puts them."""
+    files = ("review/index.html", "episode.mp4", "credits.txt", "build.json") + (("qc.json",) if qc else ())
     if is_uri(out_dir):
         return tuple(Link(f, f"{out_dir.rstrip('/')}/{name}/{PROFILE}/{f}") for f in files)
     folder = Path(out_dir) / name / PROFILE

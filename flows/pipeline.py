@@ -33,6 +33,7 @@ from render.core.house import profile as house_profile
 from render.core.timebase import timecode, to_seconds
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
+from render.deliver.review import write_review
 from render.edit.plan import Analysis, plan, source_shot
 from render.edit.spec import check_against, load_spec
 from render.edit.timeline import Timeline
@@ -415,6 +416,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
                          ledger.warnings if ledger else (), qc_report)
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
+    write_review(folder, cache, timeline, rendered, report.callout)
     if publish_to:
         storage.publish_task(str(folder), publish_to)
     return build

@@ -235,7 +235,7 @@ def test_segments_table_artifact_has_every_segment_of_the_built_preview(nightly)
 def test_link_artifacts_point_at_the_outputs(nightly):
     folder = nightly["root"] / "out" / "small" / "preview"
     for key, name in (("nightly-small-episode", "episode.mp4"), ("nightly-small-credits", "credits.txt"),
-                      ("nightly-small-build", "build.json")):
+                      ("nightly-small-build", "build.json"), ("nightly-small-index", "review/index.html")):
         link = nightly["artifacts"][key]
         assert link.type == "markdown"  # how Prefect 3 stores a link artifact: "[text](uri)"
         assert link.data.startswith(f"[small: {name}](")
