@@ -105,5 +105,5 @@ def test_the_rules_see_lazy_relative_and_dynamic_imports():
     assert broken_rules(Path("render/__init__.py"), "from render.core import house\n") == [
         "render/__init__.py:1: imports render.core (render/__init__.py imports no stage)"]
     assert broken_rules(Path("render/extras/x.py"), "") == [
-        "render/extras/x.py:1: render/extras/ is not a stage of the data path "
-        "(known: core, callout, intake, analysis, edit, compose, master, deliver)"]
+        ("render/extras/x.py:1: render/extras/ is not a stage of the data path "
+         "(known: core, callout, intake, analysis, edit, compose, master, deliver)")]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import corpus, lavfi, source_of
 
 from render.analysis import audio, loudness
 from render.core.cache import Cache
+from tests.support.media import corpus, lavfi, source_of
 
 
 @pytest.fixture(scope="module")

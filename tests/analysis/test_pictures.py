@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import corpus, lavfi, source_of
 
 from render.analysis import pictures
 from render.core.cache import Cache
+from tests.support.media import corpus, lavfi, source_of
 
 
 @pytest.fixture(scope="module")

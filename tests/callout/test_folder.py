@@ -1,8 +1,7 @@
 """The call-out folder contract: malformed rows are reported with their line and skipped."""
 
-from tests.conftest import write_callout
-
 from render.callout.folder import load_callout
+from tests.support.callouts import write_callout
 
 
 def test_malformed_rows_are_skipped_with_line_numbers(tmp_path):

@@ -9,7 +9,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from tests.conftest import corpus, write_callout
+
+from tests.support.callouts import write_callout
+from tests.support.media import corpus
 
 RATE = Fraction(30000, 1001)
 SPEC = """\

@@ -15,7 +15,8 @@ import wave
 from fractions import Fraction
 
 import numpy as np
-from tests.conftest import corpus, source_of
+
+from tests.support.media import corpus, source_of
 
 RATE = Fraction(30000, 1001)
 VIDEOS = ("frog_toy_h264_aac_720x480_30fps.mp4", "chaplin_bw_film_h264_mp3_640x360_25fps.mp4",

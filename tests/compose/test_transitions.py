@@ -9,13 +9,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from tests.conftest import ffprobe, lavfi, write_callout
 
 from render.compose import pieces as compose
 from render.core.errors import SpecError
 from render.core.house import PROFILES
 from render.edit.spec import load_spec
 from render.edit.timeline import Segment, Shot, Timeline, Transition
+from tests.support.callouts import write_callout
+from tests.support.media import ffprobe, lavfi
 
 RATE = Fraction(30000, 1001)
 SR = 48000

@@ -8,8 +8,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from tests.conftest import write_callout
-from tests.deliver.test_credits import HARD_NAMES, timeline
 
 from render.callout.folder import load_callout
 from render.compose import pieces as compose
@@ -18,6 +16,8 @@ from render.core.cache import Cache
 from render.core.errors import UserError
 from render.deliver.credits import NAME_H, column_width, compute, layout, roll
 from render.edit.timeline import Shot
+from tests.support.callouts import write_callout
+from tests.support.credits import HARD_NAMES, timeline
 
 H, W = text.PLAY_H, text.PLAY_W
 PREVIEW = house.PROFILES["preview"]

@@ -7,14 +7,14 @@ from collections import defaultdict
 from fractions import Fraction
 
 import pytest
-from tests.conftest import write_callout
-from tests.deliver.test_credits import RATE, random_callout, timeline
 
 from render.callout.folder import load_callout
 from render.core.errors import UserError
 from render.deliver import credits as credits_mod
 from render.deliver.ledger import compute, largest_remainder, write
 from render.edit.timeline import Segment, Shot, Timeline
+from tests.support.callouts import write_callout
+from tests.support.credits import RATE, random_callout, timeline
 
 
 def cut(*shots):

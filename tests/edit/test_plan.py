@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import REPO, corpus, lavfi, write_callout
+
+from tests.support import REPO
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, lavfi
 
 RATE = Fraction(30000, 1001)
 SONG = "outfoxing_the_fox_music_mp3_44k_stereo.mp3"

@@ -9,10 +9,10 @@ from fractions import Fraction
 import jsonschema
 import pytest
 import yaml
-from tests.conftest import REPO
 
 from render.core.errors import SpecError
 from render.edit.spec import fields_markdown, json_schema, load_spec
+from tests.support import REPO
 
 SCHEMA = REPO / "episode_specs" / "remixtv-spec.schema.json"
 

@@ -6,7 +6,9 @@ import json
 from fractions import Fraction
 
 import pytest
-from tests.conftest import corpus, expected_credited, ffprobe, write_callout
+
+from tests.support.callouts import expected_credited, write_callout
+from tests.support.media import corpus, ffprobe
 
 CONTRIBUTORS = [
     ("ana", "Ana Lucía Pérez", "MX"), ("bo", "Bo Chen 陈波", "CN"), ("cy", "Cyrus Tehrani", "IR"),

@@ -6,7 +6,10 @@ import json
 from fractions import Fraction
 
 import pytest
-from tests.conftest import REPO, expected_credited, ffprobe, submissions
+
+from tests.support import REPO
+from tests.support.callouts import expected_credited, submissions
+from tests.support.media import ffprobe
 
 
 @pytest.fixture(scope="module")

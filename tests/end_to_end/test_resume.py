@@ -11,133 +11,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, corpus, interruptible, write_callout
 
-CONTRIBUTORS = [("ana", "Ana", "MX"), ("bo", "Bo", "CN"), ("cy", "Cy", "IR"), ("dee", "Dee", "EG"),
-                ("eli", "Eli", "IL"), ("fox", "Fox", "FR")]
-ROWS = [
-    {"record_id": "V1", "file": "media/frog.mp4", "kind": "video", "title": "Frog", "contributors": "ana",
-     "tags": "one"},
-    {"record_id": "V2", "file": "media/bunny.webm", "kind": "animation", "title": "Bunny", "contributors": "bo",
-     "tags": "one"},
-    {"record_id": "V3", "file": "media/cc.mp4", "kind": "video", "title": "CC", "contributors": "eli", "tags": "one"},
-    {"record_id": "V4", "file": "media/theora.ogv", "kind": "video", "title": "Theora", "contributors": "bo",
-     "tags": "one"},
-    {"record_id": "V5", "file": "media/chaplin.mp4", "kind": "video", "title": "Chaplin", "contributors": "cy"},
-    {"record_id": "V6", "file": "media/carphone.mp4", "kind": "video", "title": "Carphone", "contributors": "dee"},
-    {"record_id": "M1", "file": "media/crunch.mp3", "kind": "music", "title": "Crunch", "contributors": "fox"},
-]
-# small, short media: a fresh cache analyses every record (loudness, speech/music, shots) before rendering
-FILES = {
-    "media/frog.mp4": "frog_toy_h264_aac_720x480_30fps.mp4",
-    "media/bunny.webm": "bunny_vp8_vorbis_320x240_30fps.webm",
-    "media/cc.mp4": "cc_logo_h264_aac_640x480_29.97fps.mp4",
-    "media/theora.ogv": "theora_vorbis_160x120_15fps.ogv",
-    "media/chaplin.mp4": "chaplin_bw_film_h264_mp3_640x360_25fps.mp4",
-    "media/carphone.mp4": "carphone_h264_176x144_29.97fps_lowquality.mp4",
-    "media/crunch.mp3": "crunching_sfx_mp3_48k_stereo.mp3",
-}
-# six segments, so six pieces (a piece never spans segments), rendered two at a time
-SPEC = """\
-title: "RE: Resume"
-callout: callout
-runtime: "0:38"
-segments:
-  - {id: open, type: montage, select: {kinds: [video, animation], tags: [one], limit: 4}, shot_seconds: 3}
-  - {id: title, type: card, text: "RE: Resume", seconds: 3}
-  - {id: chaplin, type: feature, record: V5, max_seconds: 8}
-  - {id: song, type: feature, record: M1, max_seconds: 8}
-  - {id: fill, type: fill}
-  - {id: credits, type: credits, seconds: 5}
-"""
-
-
-def make_project(root: Path) -> Path:
-    """The call-out and spec above under ``root``; returns the spec."""
-    write_callout(root / "callout", ROWS, CONTRIBUTORS, {k: corpus(v) for k, v in FILES.items()})
-    (root / "spec.yaml").write_text(SPEC)
-    return root / "spec.yaml"
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: this checkout, no telemetry, and the machine's numba JIT
-    cache where a default build keeps it (librosa compiles for ~30 s in a fresh one; it is machine
-    code, not media, so the media caches of these builds stay empty)."""
-    numba = os.environ.get("NUMBA_CACHE_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "remixtv" / "numba")
-    env = dict(os.environ, PYTHONPATH=str(REPO), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               NUMBA_CACHE_DIR=numba, **extra)
-    env.pop("REMIXTV_CACHE", None)  # every build here names its cache
-    return env
-
-
-def start_build(spec: Path, cache: Path, out: Path, env: dict, log: Path, *extra: str) -> subprocess.Popen:
-    """``remixtv build`` in its own session (process group), so it can be killed whole."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "build", str(spec), "--cache", str(cache),
-                             "--out", str(out), *extra], cwd=spec.parent, env=env, stdin=subprocess.DEVNULL,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    assert proc.wait(timeout=timeout) == 0, f"build failed:\n{log.read_text()[-4000:]}"
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (ffmpeg runs in sessions of its own, so a group kill misses it)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def cmdline(pid: int) -> bytes:
-    """A process's command line; empty once it has gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def kill_everything(proc: subprocess.Popen) -> None:
-    """SIGKILL the build's process group and every process it started, as a power cut would."""
-    os.killpg(proc.pid, signal.SIGSTOP)  # frozen first, so nothing new starts while we list what runs
-    below = descendants(proc.pid)
-    os.killpg(proc.pid, signal.SIGKILL)
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
-
-
-def wait_for(proc: subprocess.Popen, log: Path, condition, what: str, timeout: float = 600) -> None:
-    """Poll ``condition`` every 10 ms while the build runs; fail if it ends or times out first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the build ended (exit {proc.returncode}) before {what}:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            kill_everything(proc)
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.support.callouts import six_pieces
+from tests.support.media import framemd5
+from tests.support.processes import (
+    cli_env,
+    cmdline,
+    descendants,
+    finish,
+    interruptible,
+    kill_everything,
+    start_build,
+    wait_for,
+)
 
 
 def done_pieces(cache: Path) -> set[Path]:
@@ -156,17 +47,10 @@ def counts(build: dict) -> dict[str, int]:
     return {k: build["pieces"][k] for k in ("total", "rendered", "cached")}
 
 
-def framemd5(path: Path) -> list[str]:
-    """Every decoded video frame's and audio packet's MD5 (the lines after the header)."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0", "-f", "framemd5", "-"],
-                         capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line and not line.startswith("#")]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, numba_warm):
     root = tmp_path_factory.mktemp("resume")
-    return root, make_project(root), cli_env()
+    return root, six_pieces(root), cli_env()
 
 
 def test_a_build_killed_mid_render_and_mid_join_finishes_identically_on_rerun(project):

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, write_callout
+from tests.support import REPO
+from tests.support.callouts import write_callout
 
 GOOD = """\
 title: "RE: Testing"

@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_callout
-from tests.end_to_end.test_resume import cli_env, descendants, finish, framemd5, make_project, start_build, wait_for
+
+from tests.support.callouts import six_pieces, write_callout
+from tests.support.media import framemd5
+from tests.support.processes import cli_env, descendants, finish, start_build, wait_for
 
 # --- the Dask build ----------------------------------------------------------------------------
 
@@ -65,7 +67,7 @@ def builds(tmp_path_factory, numba_warm):
     """The same spec built from empty caches at the same time, with the default runner and with
     ``--dask local:2``; the first Dask worker caught rendering a piece is SIGKILLed mid-render."""
     root = tmp_path_factory.mktemp("dask")
-    spec = make_project(root)
+    spec = six_pieces(root)
     spy = ffmpeg_spy(root / "bin")
     procs = {}
     for name, extra in (("threads", ()), ("dask", ("--dask", "local:2"))):
@@ -122,7 +124,7 @@ def test_a_lost_worker_leaves_no_ffmpeg_behind(builds):
 
 
 def test_bad_dask_addresses_are_one_line_errors(tmp_path):
-    spec = make_project(tmp_path)
+    spec = six_pieces(tmp_path)
     env = cli_env()
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

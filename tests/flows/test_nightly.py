@@ -23,7 +23,10 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.conftest import REPO, corpus, expected_credited, ffprobe, write_callout
+
+from tests.support import REPO, numba_cache
+from tests.support.callouts import expected_credited, write_callout
+from tests.support.media import corpus, ffprobe
 
 PREFECT = REPO / ".venv" / "bin" / "prefect"
 DEPLOYMENT = "nightly-previews/nightly"
@@ -134,9 +137,8 @@ def nightly(tmp_path_factory, cache_dir, numba_warm):
 
         # librosa's numba JIT cache where a default build keeps it: a fresh one costs ~30 s of compiling
         # (machine code, not media: the media cache of this test stays its own)
-        numba = os.environ.get("NUMBA_CACHE_DIR") or str(
-            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "remixtv" / "numba")
-        runner_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "NUMBA_CACHE_DIR": numba}
+        runner_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+                      "NUMBA_CACHE_DIR": numba_cache()}
         with open(root / "runner.log", "w") as log:
             procs["remixtv nightly serve"] = (subprocess.Popen(
                 [sys.executable, "-m", "flows.cli", "nightly", "serve", "--specs", "specs", "--out", "out",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import corpus, write_callout
+from tests.support.callouts import write_callout
+from tests.support.media import corpus
 
 FILES = {"m/frog.mp4": "frog_toy_h264_aac_720x480_30fps.mp4", "m/song.mp3": "outfoxing_the_fox_music_mp3_44k_stereo.mp3",
          "m/voice.ogg": "librispeech_reading_vorbis_22k_mono.ogg", "m/bunny.webm": "bunny_vp8_vorbis_320x240_30fps.webm"}

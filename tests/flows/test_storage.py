@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import corpus, ffprobe, write_callout
 
 from flows import storage
 from render.core.errors import UserError
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, ffprobe
 
 WEED = Path(sys.executable).parent / "weed"
 ACCESS, SECRET = "remixtv-test", "remixtv-test-secret"

@@ -13,8 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, corpus, write_callout
-from tests.end_to_end.test_resume import cmdline, descendants
+from tests.support import REPO
+from tests.support.callouts import write_callout
+from tests.support.media import corpus
+from tests.support.processes import cmdline, descendants
 
 SPEC = """\
 title: "RE: Watching"

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import corpus, ffprobe, lavfi, write_callout
 from PIL import Image, ImageFilter
 
 from render.compose import pieces as compose
@@ -27,6 +26,8 @@ from render.core.errors import UserError
 from render.core.house import BACKGROUND, PROFILES
 from render.edit import plan
 from render.intake.records import Quarantined, Source, decode_text, intake_record
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, ffprobe, lavfi
 
 HOUSE = PROFILES["preview"]
 W, H = HOUSE.width, HOUSE.height

@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import CORPUS, REPO, ffprobe, write_callout
+
+from tests.support import REPO
+from tests.support.callouts import write_callout
+from tests.support.media import CORPUS, ffprobe
 
 FRAME_S = 1001 / 30000
 

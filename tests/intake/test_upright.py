@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import source_of
 from PIL import Image
 
 from render.callout.folder import CallOut
@@ -20,6 +19,7 @@ from render.compose import pieces as compose
 from render.core.cache import Cache
 from render.core.house import PROFILES
 from render.edit import plan
+from tests.support.media import source_of
 
 HOUSE = PROFILES["preview"]
 

@@ -15,10 +15,11 @@ import re
 import struct
 import subprocess
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
-from tests.conftest import corpus, ffprobe, source_of, write_callout
+
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, ebur128, ffprobe, source_of
 
 RATE = Fraction(30000, 1001)
 
@@ -42,18 +43,6 @@ segments:
   - {id: end, type: card, text: "The End", seconds: 2}
 """
 FRAMES = {"voice": (0, 180), "break": (180, 240), "music": (240, 540), "dark": (540, 630), "end": (630, 690)}
-
-
-def ebur128(path: Path, start: float | None = None, seconds: float | None = None) -> dict[str, float]:
-    """ffmpeg's own BS.1770 meter (true peak on) over a file or a stretch of it: the independent reading."""
-    window = (["-ss", f"{start:.6f}"] if start is not None else []) + (["-t", f"{seconds:.6f}"] if seconds else [])
-    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", *window, "-i", str(path), "-vn",
-                          "-af", "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True,
-                         check=True).stderr
-    summary = err[err.rfind("Summary:"):]
-    return {"I": float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)),
-            "LRA": float(re.search(r"LRA:\s+(-?[\d.]+) LU", summary).group(1)),
-            "TP": float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))}
 
 
 def seconds(frame: int) -> float:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import corpus, ffprobe, source_of
-from tests.master.test_master import ebur128
+
+from tests.support.media import corpus, ebur128, ffprobe, source_of
 
 RATE = Fraction(30000, 1001)
 WINDOW = 12_000  # 0.25 s

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import corpus, lavfi, source_of
+
+from tests.support.media import corpus, lavfi, source_of
 
 RATE = Fraction(30000, 1001)
 LAYOUT = [("flash", 0, 60), ("break", 60, 120), ("still1", 120, 165), ("still2", 165, 210), ("card", 210, 300),
