@@ -10,7 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.support.callouts import write_callout
+from tests.support.callouts import submission, write_project
 from tests.support.media import corpus
 
 RATE = Fraction(30000, 1001)
@@ -27,15 +27,11 @@ segments:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, prefect_harness, cache_dir):
     root = tmp_path_factory.mktemp("beds")
-    write_callout(root / "callout", [
-        {"record_id": "A1", "file": "m/reading.ogg", "kind": "voice", "title": "Reading", "contributors": "ana"},
-        {"record_id": "V5", "file": "m/scenes.mp4", "kind": "video", "title": "Scènes", "contributors": "bo"},
-        {"record_id": "M1", "file": "m/fox.mp3", "kind": "music", "title": "Outfoxing", "contributors": "cy"},
-    ], [("ana", "Ana", "MX"), ("bo", "Bo Chen", "CN"), ("cy", "Cy", "IR")],
-        {"m/reading.ogg": corpus("librispeech_reading_vorbis_22k_mono.ogg"),
-         "m/scenes.mp4": corpus("scene_cuts_h264_yuv444_1280x272_25fps.mp4"),
-         "m/fox.mp3": corpus("outfoxing_the_fox_music_mp3_44k_stereo.mp3")})
-    (root / "spec.yaml").write_text(SPEC)
+    write_project(root, [
+        submission("A1", "voice", "Reading", "ana", "librispeech_reading_vorbis_22k_mono.ogg"),
+        submission("V5", "video", "Scènes", "bo", "scene_cuts_h264_yuv444_1280x272_25fps.mp4"),
+        submission("M1", "music", "Outfoxing", "cy", "outfoxing_the_fox_music_mp3_44k_stereo.mp3"),
+    ], [("ana", "Ana", "MX"), ("bo", "Bo Chen", "CN"), ("cy", "Cy", "IR")], SPEC)
     from flows.pipeline import build_flow
 
     build = build_flow(str(root / "spec.yaml"), "preview", str(root / "out"), str(cache_dir))

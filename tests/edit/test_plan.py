@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.support import REPO
-from tests.support.callouts import write_callout
+from tests.support.callouts import submission, write_callout
 from tests.support.media import corpus, lavfi
 
 RATE = Fraction(30000, 1001)
@@ -41,14 +41,14 @@ runtime: "0:32"
 
 def _rows():
     return [
-        {"record_id": "M1", "file": "m/fox.mp3", "kind": "music", "title": "Outfoxing", "contributors": "ana"},
-        {"record_id": "V1", "file": "m/frog.mp4", "kind": "video", "title": "Frog", "contributors": "bo"},
-        {"record_id": "V2", "file": "m/bunny.webm", "kind": "animation", "title": "Bunny", "contributors": "cy"},
-        {"record_id": "V3", "file": "m/chaplin.mp4", "kind": "video", "title": "Chaplin", "contributors": "dee"},
-        {"record_id": "V4", "file": "m/green.mp4", "kind": "video", "title": "Green", "contributors": "dee"},
-        {"record_id": "F1", "file": "m/flicker.mp4", "kind": "video", "title": "Strobe", "contributors": "eli"},
-        {"record_id": "K1", "file": "m/blackhead.mp4", "kind": "video", "title": "Late start", "contributors": "fox"},
-        {"record_id": "S1", "file": "m/scenes.mp4", "kind": "video", "title": "Scenes", "contributors": "gus"},
+        submission("M1", "music", "Outfoxing", "ana", SONG),
+        submission("V1", "video", "Frog", "bo", "frog_toy_h264_aac_720x480_30fps.mp4"),
+        submission("V2", "animation", "Bunny", "cy", "bunny_vp8_vorbis_320x240_30fps.webm"),
+        submission("V3", "video", "Chaplin", "dee", "chaplin_bw_film_h264_mp3_640x360_25fps.mp4"),
+        submission("V4", "video", "Green", "dee", "greenscreen_man_h264_aac_1280x720_30fps.mp4"),
+        submission("F1", "video", "Strobe", "eli", file="m/flicker.mp4"),
+        submission("K1", "video", "Late start", "fox", file="m/blackhead.mp4"),
+        submission("S1", "video", "Scenes", "gus", "scene_cuts_h264_yuv444_1280x272_25fps.mp4"),
     ]
 
 
@@ -56,13 +56,7 @@ def _rows():
 def callout(tmp_path_factory):
     root = tmp_path_factory.mktemp("beats")
     made = tmp_path_factory.mktemp("made")
-    files = {"m/fox.mp3": corpus(SONG),
-             "m/frog.mp4": corpus("frog_toy_h264_aac_720x480_30fps.mp4"),
-             "m/bunny.webm": corpus("bunny_vp8_vorbis_320x240_30fps.webm"),
-             "m/chaplin.mp4": corpus("chaplin_bw_film_h264_mp3_640x360_25fps.mp4"),
-             "m/green.mp4": corpus("greenscreen_man_h264_aac_1280x720_30fps.mp4"),
-             "m/scenes.mp4": corpus("scene_cuts_h264_yuv444_1280x272_25fps.mp4"),
-             "m/flicker.mp4": lavfi(made / "flicker.mp4", FLICKER, "-pix_fmt", "yuv420p"),
+    files = {"m/flicker.mp4": lavfi(made / "flicker.mp4", FLICKER, "-pix_fmt", "yuv420p"),
              "m/blackhead.mp4": lavfi(made / "blackhead.mp4", BLACK_HEAD, "-pix_fmt", "yuv420p")}
     write_callout(root / "callout", _rows(), CONTRIBUTORS, files)
     return root
@@ -186,7 +180,7 @@ def test_excerpts_start_on_shot_boundaries(built, cache_dir):
     build, _ = built
     shot = _segment(build, "scenes")["shots"][0]
     first = round(shot["source_in_s"] * RATE)
-    # the cuts of scene_cuts...25fps.mp4 at project frames (tests/test_analysis_pictures.py checks these by eye)
+    # the cuts of scene_cuts...25fps.mp4 at project frames (tests/analysis/test_pictures.py checks these by eye)
     assert first in {0, 36, 91, 164, 224, 290}, first
     assert shot["frames"] == round(2 * RATE)
 

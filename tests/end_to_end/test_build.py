@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from tests.support.callouts import expected_credited, write_callout
-from tests.support.media import corpus, ffprobe
+from tests.support.callouts import expected_credited, submission, write_project
+from tests.support.media import ffprobe
 
 CONTRIBUTORS = [
     ("ana", "Ana Lucía Pérez", "MX"), ("bo", "Bo Chen 陈波", "CN"), ("cy", "Cyrus Tehrani", "IR"),
@@ -19,45 +19,27 @@ CONTRIBUTORS = [
 
 
 def rows():
+    """Every kind, remix chains (a cycle, a self-reference, a missing source), an unreleased record,
+    a file that is not what its name says and a path that leaves the folder."""
     return [
-        {"record_id": "V1", "file": "media/frog.mp4", "kind": "video", "title": "Frog", "contributors": "ana:director;bo",
-         "tags": "one"},
-        {"record_id": "V2", "file": "media/IMG_0001.MOV", "kind": "video", "title": "Sideways",
-         "contributors": "cy", "remix_of": "V1", "tags": "one"},
-        {"record_id": "V3", "file": "media/bunny.webm", "kind": "animation", "title": "Bunny", "contributors": "dee:animator",
-         "remix_of": "V2;V3", "tags": "one"},
-        {"record_id": "V4", "file": "media/green.mp4", "kind": "video", "title": "Green", "contributors": "eli",
-         "tags": "lawn"},
-        {"record_id": "P1", "file": "media/photo.jpg", "kind": "photo", "title": "Elva", "contributors": "fox"},
-        {"record_id": "P2", "file": "media/logo.png", "kind": "illustration", "title": "Logo", "contributors": "gus"},
-        {"record_id": "M1", "file": "media/piano.wav", "kind": "music", "title": "Piano", "contributors": "hana:composer",
-         "remix_of": "J0"},
-        {"record_id": "J0", "file": "media/brahms.ogg", "kind": "music", "title": "Upstream", "contributors": "jo",
-         "remix_of": "M1;NOPE"},
-        {"record_id": "A1", "file": "media/speech.flac", "kind": "voice", "title": "Speech", "contributors": "bo:narrator"},
-        {"record_id": "T1", "file": "", "kind": "text", "title": "Note", "contributors": "hana",
-         "text": "One is the loneliest number."},
-        {"record_id": "U1", "file": "media/chaplin.mp4", "kind": "video", "title": "Unreleased", "contributors": "ivy",
-         "tags": "one", "released": "no"},
-        {"record_id": "B1", "file": "media/broken.mp4", "kind": "video", "title": "Broken", "contributors": "kim",
-         "tags": "one"},
-        {"record_id": "E1", "file": "../outside.mp4", "kind": "video", "title": "Escape", "contributors": "kim"},
+        submission("V1", "video", "Frog", "ana:director;bo", "frog_toy_h264_aac_720x480_30fps.mp4", tags="one"),
+        submission("V2", "video", "Sideways", "cy", "iphone_portrait_h264_aac_568x320_rot90.mov",
+                   file="media/IMG_0001.MOV", remix_of="V1", tags="one"),
+        submission("V3", "animation", "Bunny", "dee:animator", "bunny_vp8_vorbis_320x240_30fps.webm", remix_of="V2;V3",
+                   tags="one"),
+        submission("V4", "video", "Green", "eli", "greenscreen_man_h264_aac_1280x720_30fps.mp4", tags="lawn"),
+        submission("P1", "photo", "Elva", "fox", "elva_photo_3072x1780.jpg"),
+        submission("P2", "illustration", "Logo", "gus", "firefox_logo_rgba_1200x900.png"),
+        submission("M1", "music", "Piano", "hana:composer", "piano_music_pcm_s16_44k_stereo.wav", remix_of="J0"),
+        submission("J0", "music", "Upstream", "jo", "brahms_hungarian_dance_strings_vorbis_22k_mono.ogg",
+                   remix_of="M1;NOPE"),
+        submission("A1", "voice", "Speech", "bo:narrator", "jfk_speech_flac_44k_stereo_s32.flac"),
+        submission("T1", "text", "Note", "hana", text="One is the loneliest number."),
+        submission("U1", "video", "Unreleased", "ivy", "chaplin_bw_film_h264_mp3_640x360_25fps.mp4", tags="one",
+                   released="no"),
+        submission("B1", "video", "Broken", "kim", "phone_still_photo.heic", file="media/broken.mp4", tags="one"),
+        submission("E1", "video", "Escape", "kim", file="../outside.mp4"),
     ]
-
-
-FILES = {
-    "media/frog.mp4": "frog_toy_h264_aac_720x480_30fps.mp4",
-    "media/IMG_0001.MOV": "iphone_portrait_h264_aac_568x320_rot90.mov",
-    "media/bunny.webm": "bunny_vp8_vorbis_320x240_30fps.webm",
-    "media/green.mp4": "greenscreen_man_h264_aac_1280x720_30fps.mp4",
-    "media/photo.jpg": "elva_photo_3072x1780.jpg",
-    "media/logo.png": "firefox_logo_rgba_1200x900.png",
-    "media/piano.wav": "piano_music_pcm_s16_44k_stereo.wav",
-    "media/brahms.ogg": "brahms_hungarian_dance_strings_vorbis_22k_mono.ogg",
-    "media/speech.flac": "jfk_speech_flac_44k_stereo_s32.flac",
-    "media/chaplin.mp4": "chaplin_bw_film_h264_mp3_640x360_25fps.mp4",
-    "media/broken.mp4": "phone_still_photo.heic",
-}
 
 SPEC = """\
 title: "RE: Testing"
@@ -76,8 +58,7 @@ segments:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, prefect_harness, cache_dir):
     root = tmp_path_factory.mktemp("e2e")
-    write_callout(root / "callout", rows(), CONTRIBUTORS, {k: corpus(v) for k, v in FILES.items()})
-    (root / "spec.yaml").write_text(SPEC)
+    write_project(root, rows(), CONTRIBUTORS, SPEC)
     from flows.pipeline import build_flow
 
     report = build_flow(str(root / "spec.yaml"), "preview", str(root / "out"), str(cache_dir))

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.support import REPO, numba_cache
-from tests.support.callouts import expected_credited, write_callout
-from tests.support.media import corpus, ffprobe
+from tests.support.callouts import expected_credited, submission, write_callout
+from tests.support.media import ffprobe
 
 PREFECT = REPO / ".venv" / "bin" / "prefect"
 DEPLOYMENT = "nightly-previews/nightly"
@@ -50,13 +50,7 @@ runtime: "0:08"
 segments:
   - {id: title, type: cardd, text: "typo in the type"}
 """
-LOST = """\
-title: "Lost"
-callout: ../callouts/nowhere
-runtime: "0:08"
-segments:
-  - {id: title, type: card, text: "no such call-out", seconds: 8}
-"""
+LOST = SMALL.replace("../callouts/small", "../callouts/nowhere")  # no such call-out
 
 
 def _free_port() -> int:
@@ -108,11 +102,9 @@ def nightly(tmp_path_factory, cache_dir, numba_warm):
     """A served nightly deployment on a loopback Prefect server, triggered once and finished."""
     root = tmp_path_factory.mktemp("nightly")
     write_callout(root / "callouts" / "small", [
-        {"record_id": "V1", "file": "media/logo.mp4", "kind": "video", "title": "Logo", "contributors": "ana:director"},
-        {"record_id": "V2", "file": "media/pigs.gif", "kind": "animation", "title": "Pigs", "contributors": "bo",
-         "remix_of": "V1"},
-    ], CONTRIBUTORS, {"media/logo.mp4": corpus("cc_logo_h264_aac_640x480_29.97fps.mp4"),
-                      "media/pigs.gif": corpus("pigs_in_a_polka_animated_314x273_10fps.gif")})
+        submission("V1", "video", "Logo", "ana:director", "cc_logo_h264_aac_640x480_29.97fps.mp4"),
+        submission("V2", "animation", "Pigs", "bo", "pigs_in_a_polka_animated_314x273_10fps.gif", remix_of="V1"),
+    ], CONTRIBUTORS)
     specs = root / "specs"
     specs.mkdir()
     (specs / "small.yaml").write_text(SMALL)

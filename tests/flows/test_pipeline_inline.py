@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import time
 
-from tests.support.callouts import write_callout
-from tests.support.media import corpus
+from tests.support.callouts import submission, write_callout
 
-FILES = {"m/frog.mp4": "frog_toy_h264_aac_720x480_30fps.mp4", "m/song.mp3": "outfoxing_the_fox_music_mp3_44k_stereo.mp3",
-         "m/voice.ogg": "librispeech_reading_vorbis_22k_mono.ogg", "m/bunny.webm": "bunny_vp8_vorbis_320x240_30fps.webm"}
+MEDIA = [("frog_toy_h264_aac_720x480_30fps.mp4", "video"), ("outfoxing_the_fox_music_mp3_44k_stereo.mp3", "music"),
+         ("librispeech_reading_vorbis_22k_mono.ogg", "voice"), ("bunny_vp8_vorbis_320x240_30fps.webm", "animation")]
 
 
 def _task_runs(state) -> set[str]:
@@ -33,10 +32,8 @@ def test_a_warm_intake_and_analysis_map_no_task_runs_and_find_the_same(tmp_path,
     from flows.pipeline import analyze_flow, intake_flow
     from flows.runners import using
 
-    rows = [{"record_id": f"R{i}", "file": rel, "kind": kind, "title": rel, "contributors": "ana"}
-            for i, (rel, kind) in enumerate(zip(FILES, ("video", "music", "voice", "animation")))]
-    folder = write_callout(tmp_path / "callout", rows, [("ana", "Ana", "MX")],
-                           {rel: corpus(name) for rel, name in FILES.items()})
+    rows = [submission(f"R{i}", kind, name, "ana", name) for i, (name, kind) in enumerate(MEDIA)]
+    folder = write_callout(tmp_path / "callout", rows, [("ana", "Ana", "MX")])
 
     @flow(name="intake-and-analysis")
     def both(cache_root: str):

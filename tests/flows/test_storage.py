@@ -18,8 +18,8 @@ import pytest
 
 from flows import storage
 from render.core.errors import UserError
-from tests.support.callouts import write_callout
-from tests.support.media import corpus, ffprobe
+from tests.support.callouts import submission, write_callout
+from tests.support.media import ffprobe
 
 WEED = Path(sys.executable).parent / "weed"
 ACCESS, SECRET = "remixtv-test", "remixtv-test-secret"
@@ -29,15 +29,10 @@ MIB = 1 << 20
 
 CONTRIBUTORS = [("ana", "Ana Lucía Pérez", "MX"), ("bo", "Bo Chen 陈波", "CN"), ("cy", "Cyrus Tehrani", "IR")]
 ROWS = [
-    {"record_id": "V1", "file": "media/carphone.mp4", "kind": "video", "title": "Car phone", "contributors": "ana"},
-    {"record_id": "P1", "file": "media/logo.png", "kind": "illustration", "title": "Logo", "contributors": "bo"},
-    {"record_id": "M1", "file": "media/sub/trumpet.ogg", "kind": "music", "title": "Trumpet", "contributors": "cy"},
+    submission("V1", "video", "Car phone", "ana", "carphone_h264_176x144_29.97fps_lowquality.mp4"),
+    submission("P1", "illustration", "Logo", "bo", "python_logo_rgba_260x77.png", file="media/logo.png"),
+    submission("M1", "music", "Trumpet", "cy", "jazz_trumpet_loop_vorbis_22k_mono.ogg", file="media/sub/trumpet.ogg"),
 ]
-FILES = {
-    "media/carphone.mp4": "carphone_h264_176x144_29.97fps_lowquality.mp4",
-    "media/logo.png": "python_logo_rgba_260x77.png",
-    "media/sub/trumpet.ogg": "jazz_trumpet_loop_vorbis_22k_mono.ogg",
-}
 
 
 @dataclass(frozen=True)
@@ -144,8 +139,7 @@ def s3(s3server):
 
 
 def _callout(tmp_path: Path, rows: list[dict] = ROWS) -> Path:
-    files = {r["file"]: corpus(FILES[r["file"]]) for r in rows}
-    return write_callout(tmp_path / "callout", rows, CONTRIBUTORS, files, callout_id="s3test")
+    return write_callout(tmp_path / "callout", rows, CONTRIBUTORS, callout_id="s3test")
 
 
 def _upload(s3, folder: Path, bucket: str, prefix: str) -> list[str]:

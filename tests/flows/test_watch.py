@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from tests.support import REPO
-from tests.support.callouts import write_callout
-from tests.support.media import corpus
+from tests.support.callouts import submission, write_project
 from tests.support.processes import cmdline, descendants
 
 SPEC = """\
@@ -51,14 +50,10 @@ class _Lines:
 
 
 def test_watch_rebuilds_on_save_and_says_what_changed(tmp_path, cache_dir):
-    write_callout(tmp_path / "callout", [
-        {"record_id": "V1", "file": "m/frog.mp4", "kind": "video", "title": "Frog", "contributors": "ana"},
-        {"record_id": "V2", "file": "m/green.mp4", "kind": "video", "title": "Green", "contributors": "bo"},
-    ], [("ana", "Ana", "MX"), ("bo", "Bo", "CN")],
-        {"m/frog.mp4": corpus("frog_toy_h264_aac_720x480_30fps.mp4"),
-         "m/green.mp4": corpus("greenscreen_man_h264_aac_1280x720_30fps.mp4")})
-    spec = tmp_path / "ep.yaml"
-    spec.write_text(SPEC.format(text="One"))
+    spec = write_project(tmp_path, [
+        submission("V1", "video", "Frog", "ana", "frog_toy_h264_aac_720x480_30fps.mp4"),
+        submission("V2", "video", "Green", "bo", "greenscreen_man_h264_aac_1280x720_30fps.mp4"),
+    ], [("ana", "Ana", "MX"), ("bo", "Bo", "CN")], SPEC.format(text="One"), name="ep.yaml")
     env = dict(os.environ, REMIXTV_CACHE=str(cache_dir), COLUMNS="200", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "build", str(spec), "--watch",
                              "--out", str(tmp_path / "out")], cwd=REPO, env=env, text=True,

@@ -18,19 +18,17 @@ from fractions import Fraction
 
 import pytest
 
-from tests.support.callouts import write_callout
+from tests.support.callouts import submission, write_project
 from tests.support.media import corpus, ebur128, ffprobe, source_of
 
 RATE = Fraction(30000, 1001)
 
+VOICE, SONG = "librispeech_reading_vorbis_22k_mono.ogg", "lets_go_fishin_song_vorbis_22k_mono.ogg"
 ROWS = [
-    {"record_id": "VO1", "file": "media/reading.ogg", "kind": "voice", "title": "Reading", "contributors": "ana"},
-    {"record_id": "MU1", "file": "media/song.ogg", "kind": "music", "title": "Fishin", "contributors": "bo"},
-    {"record_id": "BL1", "file": "media/dark.mp4", "kind": "video", "title": "Dark", "contributors": "cy"},
+    submission("VO1", "voice", "Reading", "ana", VOICE),
+    submission("MU1", "music", "Fishin", "bo", SONG),
+    submission("BL1", "video", "Dark", "cy", "silent_black_h264_aac_320x240_10s.mp4"),
 ]
-FILES = {"media/reading.ogg": "librispeech_reading_vorbis_22k_mono.ogg",
-         "media/song.ogg": "lets_go_fishin_song_vorbis_22k_mono.ogg",
-         "media/dark.mp4": "silent_black_h264_aac_320x240_10s.mp4"}
 SPEC = """\
 title: "Master test"
 callout: callout
@@ -52,9 +50,7 @@ def seconds(frame: int) -> float:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, prefect_harness, cache_dir):
     root = tmp_path_factory.mktemp("master")
-    write_callout(root / "callout", ROWS, [("ana", "Ana", "MX"), ("bo", "Bo", "CN"), ("cy", "Cy", "IR")],
-                  {k: corpus(v) for k, v in FILES.items()})
-    (root / "spec.yaml").write_text(SPEC)
+    write_project(root, ROWS, [("ana", "Ana", "MX"), ("bo", "Bo", "CN"), ("cy", "Cy", "IR")], SPEC)
     from flows.pipeline import build_flow
 
     report = build_flow(str(root / "spec.yaml"), "master", str(root / "out"), str(cache_dir))
@@ -87,8 +83,8 @@ def test_master_measures_minus_24_lkfs_and_true_peak_under_minus_2_by_an_indepen
 
 def test_a_quiet_voice_is_not_buried_next_to_a_loud_song(built):
     _, folder, _ = built
-    raw_voice = ebur128(corpus(FILES["media/reading.ogg"]), 1, 6)["I"]
-    raw_song = ebur128(corpus(FILES["media/song.ogg"]), 0, 10)["I"]
+    raw_voice = ebur128(corpus(VOICE), 1, 6)["I"]
+    raw_song = ebur128(corpus(SONG), 0, 10)["I"]
     assert raw_song - raw_voice > 6  # as uploaded, the voice sits 7 LU under the song
     voice = ebur128(folder / "episode.mp4", seconds(FRAMES["voice"][0]), seconds(180))["I"]
     music = ebur128(folder / "episode.mp4", seconds(FRAMES["music"][0]), seconds(300))["I"]

@@ -11,6 +11,15 @@ from tests.support.media import corpus
 COLUMNS = ["record_id", "file", "kind", "title", "contributors", "remix_of", "tags", "text", "released"]
 
 
+def submission(record_id: str, kind: str, title: str, contributors: str, media: str = "", *, file: str | None = None,
+               **columns: str) -> dict[str, str]:
+    """One row of submissions.csv. ``media`` names a corpus file, submitted as ``file`` (media/<its name>
+    unless given); other columns (tags, remix_of, text, released) by name."""
+    row = {"record_id": record_id, "kind": kind, "title": title, "contributors": contributors,
+           "file": f"media/{media}" if file is None and media else file or "", **columns}
+    return row | {"corpus": media} if media else row
+
+
 def write_callout(folder: Path, rows: list[dict], contributors: list[tuple[str, str, str]],
                   files: dict[str, Path] | None = None, callout_id: str = "test") -> Path:
     """Write a call-out folder: callout.yaml, the two CSVs, and the media.
@@ -50,20 +59,13 @@ SIX_PIECES_CONTRIBUTORS = [("ana", "Ana", "MX"), ("bo", "Bo", "CN"), ("cy", "Cy"
                            ("eli", "Eli", "IL"), ("fox", "Fox", "FR")]
 # small, short media: a fresh cache analyses every record (loudness, speech/music, shots) before rendering
 SIX_PIECES_ROWS = [
-    {"record_id": "V1", "file": "media/frog.mp4", "kind": "video", "title": "Frog", "contributors": "ana",
-     "tags": "one", "corpus": "frog_toy_h264_aac_720x480_30fps.mp4"},
-    {"record_id": "V2", "file": "media/bunny.webm", "kind": "animation", "title": "Bunny", "contributors": "bo",
-     "tags": "one", "corpus": "bunny_vp8_vorbis_320x240_30fps.webm"},
-    {"record_id": "V3", "file": "media/cc.mp4", "kind": "video", "title": "CC", "contributors": "eli", "tags": "one",
-     "corpus": "cc_logo_h264_aac_640x480_29.97fps.mp4"},
-    {"record_id": "V4", "file": "media/theora.ogv", "kind": "video", "title": "Theora", "contributors": "bo",
-     "tags": "one", "corpus": "theora_vorbis_160x120_15fps.ogv"},
-    {"record_id": "V5", "file": "media/chaplin.mp4", "kind": "video", "title": "Chaplin", "contributors": "cy",
-     "corpus": "chaplin_bw_film_h264_mp3_640x360_25fps.mp4"},
-    {"record_id": "V6", "file": "media/carphone.mp4", "kind": "video", "title": "Carphone", "contributors": "dee",
-     "corpus": "carphone_h264_176x144_29.97fps_lowquality.mp4"},
-    {"record_id": "M1", "file": "media/crunch.mp3", "kind": "music", "title": "Crunch", "contributors": "fox",
-     "corpus": "crunching_sfx_mp3_48k_stereo.mp3"},
+    submission("V1", "video", "Frog", "ana", "frog_toy_h264_aac_720x480_30fps.mp4", tags="one"),
+    submission("V2", "animation", "Bunny", "bo", "bunny_vp8_vorbis_320x240_30fps.webm", tags="one"),
+    submission("V3", "video", "CC", "eli", "cc_logo_h264_aac_640x480_29.97fps.mp4", tags="one"),
+    submission("V4", "video", "Theora", "bo", "theora_vorbis_160x120_15fps.ogv", tags="one"),
+    submission("V5", "video", "Chaplin", "cy", "chaplin_bw_film_h264_mp3_640x360_25fps.mp4"),
+    submission("V6", "video", "Carphone", "dee", "carphone_h264_176x144_29.97fps_lowquality.mp4"),
+    submission("M1", "music", "Crunch", "fox", "crunching_sfx_mp3_48k_stereo.mp3"),
 ]
 # six segments, so six pieces (a piece never spans segments), rendered two at a time
 SIX_PIECES_SPEC = """\
