@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_intake.py
 
-Runs `remixtv ingest CALLOUT --write-clips DIR` in a fresh process each time (measured from
+Runs `remixtv intake CALLOUT --write-clips DIR` in a fresh process each time (measured from
 outside like bench_demo.py: wall, CPU of it and every ffmpeg under it, peak memory) and reports
 media seconds conformed per wall second. Results go to bench/results/intake.json.
 """
@@ -17,11 +17,13 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "bench"), str(REPO)]
 
 from bench_demo import REMIXTV, measure, save
-from conftest import CORPUS, write_callout
-from test_intake_corpus import corpus_rows
+
+from tests.intake.test_corpus import corpus_rows
+from tests.support.callouts import write_callout
+from tests.support.media import CORPUS
 
 
 def main() -> None:
@@ -31,7 +33,7 @@ def main() -> None:
         rows = corpus_rows()
         callout = write_callout(work / "callout", rows, [(f"user{i}", f"User {i}", "") for i in range(7)],
                                 {r["file"]: CORPUS / r["file"].removeprefix("media/") for r in rows})
-        argv = [*REMIXTV, "ingest", str(callout), "--write-clips", str(work / "clips"), "--out", str(work / "out")]
+        argv = [*REMIXTV, "intake", str(callout), "--write-clips", str(work / "clips"), "--out", str(work / "out")]
         results = {"cpus": os.cpu_count(), "cold": measure(argv, env, REPO), "warm": measure(argv, env, REPO)}
         report = json.loads((work / "out" / "intake.json").read_text())
         media_s = sum(a["duration_s"] or 0 for a in report["accepted"])

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import corpus, ffprobe, write_callout
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, ffprobe
 from PIL import Image, ImageStat
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (Playwright's own browser download cannot run here)

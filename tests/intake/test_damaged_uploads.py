@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import corpus, lavfi
+from tests.support.media import corpus, lavfi
 
 from render.core.cache import Cache
 from render.core.errors import MediaRejected

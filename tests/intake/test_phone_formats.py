@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pillow_heif
 import pytest
-from conftest import ffprobe, write_callout
+from tests.support.callouts import write_callout
+from tests.support.media import ffprobe
 from PIL import Image
 
 from render.callout.folder import load_callout

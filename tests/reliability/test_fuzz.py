@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO
+from tests.support import REPO
+from tests.support.media import CORPUS
 
 PROBLEM = re.compile(r"^.+\.yaml:\d+: \S")
 
