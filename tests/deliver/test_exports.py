@@ -59,6 +59,8 @@ def exported(tmp_path_factory, prefect_harness, cache_dir):
     build = build_flow(str(spec), "preview", str(root / "out"), str(cache_dir))
     out = root / "export"
     paths = {fmt: Path(export_flow()(str(spec), fmt, str(out), cache_root=str(cache_dir))) for fmt in FORMATS}
+    paths["original"] = Path(export_flow()(str(spec), "otio", str(root / "original"), media="original",
+                                           cache_root=str(cache_dir), start_frame=107892))
     return build, root / "out" / "spec" / "preview" / "episode.mp4", paths, root
 
 
@@ -127,6 +129,25 @@ def test_the_otio_timeline_is_the_cut(exported):
     assert any(n.startswith("dip") for n in names)
     otioz = otio.adapters.read_from_file(str(paths["otioz"]))
     assert _clips(otioz.tracks[0]) == got and otioz.duration().value == frames
+
+
+def test_original_media_points_at_the_uploads(exported):
+    build, _, paths, root = exported
+    tl = otio.adapters.read_from_file(str(paths["original"]))
+    assert otio.opentime.to_timecode(tl.global_start_time, drop_frame=True) == "01:00:00;00"  # after a leader
+    v1 = tl.video_tracks()[0]
+    expected = _v1_expected(build)
+    for clip, e in zip(v1.find_clips(shallow_search=True), expected):
+        if not e["record"]:
+            continue
+        path = Path(otio.url_utils.filepath_from_url(clip.media_reference.target_url))
+        assert path == (root / "callout" / "m" / f"{e['record'].lower()}.mp4").resolve()
+        avail = clip.media_reference.available_range  # the upload's own rate and length (9 s at 30000/1001)
+        assert avail.duration.rate == 30000 / 1001 and avail.duration.value == 270
+        assert clip.metadata["remixtv"]["gain_applied"] is False
+        assert clip.source_range.start_time.value == round(Fraction(e["source_in_s"]).limit_denominator(
+            100000) * RATE)
+    assert all(t.duration().value == build["frames"] for t in tl.tracks)
 
 
 def test_fcp7_xml_reads_back_linked(exported):

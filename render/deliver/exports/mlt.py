@@ -4,7 +4,8 @@ Not through otio-mlt-adapter: it drops an audio clip that comes from the same fi
 (every clip's own sound), composites and mixes nothing between tracks, and cannot mute one. Here
 every OTIO track is a playlist; video tracks play their producers' pictures only and sound tracks
 their sound only (``hide``), so a clip's sound survives on its own track; the main tractor blends
-each video track over the one below (``qtblend``: the lower thirds' alpha) and mixes every enabled
+each video track over the one below (``affine``, which honours the lower thirds' alpha; ``qtblend`` drops
+the picture under them in melt 7.12) and mixes every enabled
 sound track (``mix``, summed); a disabled OTIO track is hidden. A crossfade is a two-track tractor
 inside the playlist (``luma`` for picture, ``mix`` for sound) over the frames the transition spans,
 the outgoing clip running on into its handle and the incoming one starting early, as in the render.
@@ -139,7 +140,7 @@ class _Writer:
             _prop(e, "b_track", k)
             _prop(e, "always_active", 1)
             if track.kind == "Video":
-                _prop(e, "mlt_service", "qtblend")
+                _prop(e, "mlt_service", "affine")
             else:
                 _prop(e, "mlt_service", "mix")
                 _prop(e, "sum", 1)
