@@ -134,7 +134,7 @@ def test_the_otio_timeline_is_the_cut(exported):
 def test_original_media_points_at_the_uploads(exported):
     build, _, paths, root = exported
     tl = otio.adapters.read_from_file(str(paths["original"]))
-    assert otio.opentime.to_timecode(tl.global_start_time, drop_frame=True) == "01:00:00;00"  # after a leader
+    assert tl.global_start_time.to_timecode(tl.global_start_time.rate, True) == "01:00:00;00"  # after a leader
     v1 = tl.video_tracks()[0]
     expected = _v1_expected(build)
     for clip, e in zip(v1.find_clips(shallow_search=True), expected):
