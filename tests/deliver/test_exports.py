@@ -16,7 +16,7 @@ import opentimelineio as otio
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import corpus, lavfi, write_callout  # noqa: E402
+from conftest import corpus, lavfi, write_callout
 
 RATE = Fraction(30000, 1001)
 CLIPS = {"RED": 440, "BLUE": 1320, "GREEN": 660}  # record: tone Hz (pictures: testsrc2, moving)
@@ -178,9 +178,9 @@ def test_fcp7_link_writes_the_files_real_timecode(exported):
 
     _, _, paths, _ = exported
     xml = fcp7.link(paths["fcp7xml"].read_text(), timecode_of=lambda p: "01:00:00;00" if "RED" in p.name else None)
-    red = re.search(r"<pathurl>[^<]*RED\.mp4</pathurl>.*?<timecode>.*?</timecode>", xml, re.S).group(0)
+    red = re.search(r"<pathurl>[^<]*RED\.mp4</pathurl>.*?<timecode>.*?</timecode>", xml, re.DOTALL).group(0)
     assert "<string>01:00:00;00</string>" in red and "<frame>107892</frame>" in red
-    blue = re.search(r"<pathurl>[^<]*BLUE\.mp4</pathurl>.*?<timecode>.*?</timecode>", xml, re.S).group(0)
+    blue = re.search(r"<pathurl>[^<]*BLUE\.mp4</pathurl>.*?<timecode>.*?</timecode>", xml, re.DOTALL).group(0)
     assert "<string>00:00:00:00</string>" in blue
 
 
@@ -189,9 +189,9 @@ def test_the_edl_is_the_picture_track_with_record_reels(exported):
     text = paths["edl"].read_text()
     tl = otio.adapters.read_from_file(str(paths["edl"]), adapter_name="cmx_3600", rate=30000 / 1001)
     assert len(tl.tracks) == 1
-    reels = re.findall(r"^\d{3}\s+(\S+)\s+V\s", text, re.M)
+    reels = re.findall(r"^\d{3}\s+(\S+)\s+V\s", text, re.MULTILINE)
     assert {"RED", "BLUE", "GREEN"} <= set(reels) and all(len(r) <= 8 for r in reels)
-    assert re.search(r"^\d{3}\s+BLUE\s+V\s+D\s+030\s", text, re.M)  # the crossfade from RED, all 30 frames
+    assert re.search(r"^\d{3}\s+BLUE\s+V\s+D\s+030\s", text, re.MULTILINE)  # the crossfade from RED, all 30 frames
     assert round(tl.tracks[0].duration().value) == build["frames"]
 
 
@@ -218,6 +218,9 @@ def test_melt_renders_the_mlt_export_as_we_rendered_the_episode(exported, tmp_pa
     for e in _v1_expected(build):
         mid = e["at"] + e["frames"] // 2
         figures[f"{e['segment']}:{e['record'] or e['kind']}@{mid}"] = _ssim(out, episode, mid)
+    dip = next(h["transition"]["cut_frame"] for s in build["segments"] for h in s["shots"]
+               if h.get("transition", {}).get("kind") == "dip")
+    figures[f"dip: out of the cut@{dip - 1}"] = _ssim(out, episode, dip - 1)  # down to black as we dip
     print("SSIM at each shot's middle frame:", json.dumps(figures))
     assert all(v >= 0.9 for v in figures.values()), figures
     # the sound: the lag that best lines melt's up with ours, from the cross-correlation of the two

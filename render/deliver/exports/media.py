@@ -22,7 +22,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
 
 from render.callout.folder import CallOut

@@ -8,7 +8,8 @@ each video track over the one below (``affine``, which honours the lower thirds'
 the picture under them in melt 7.12) and mixes every enabled
 sound track (``mix``, summed); a disabled OTIO track is hidden. A crossfade is a two-track tractor
 inside the playlist (``luma`` for picture, ``mix`` for sound) over the frames the transition spans,
-the outgoing clip running on into its handle and the incoming one starting early, as in the render.
+the outgoing clip running on into its handle and the incoming one starting early, as in the render;
+a dip fades the clips either side of its cut through black and silence (``brightness``, ``volume``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,23 @@ def _prop(parent: ET.Element, name: str, value) -> None:
 
 def _path(url: str) -> str:
     return unquote(urlparse(url).path) if url.startswith("file:") else url
+
+
+def _fades(entry: ET.Element, clip: otio.schema.Clip, first: int, end: int, kind: str) -> None:
+    """A dip's fades on a clip playing its media's frames [first, end) (its ``fade_in``/``fade_out``
+    effects), as the render does them: picture through black (``brightness``), sound through silence
+    (``volume``, -60 dB), linear over their frames. melt places an entry's filter keyframes in its
+    producer's frames, not the entry's."""
+    for effect in clip.effects:
+        n = effect.metadata.get("remixtv", {}).get("frames", 0)
+        if effect.effect_name not in ("fade_in", "fade_out") or not n:
+            continue
+        ramp = (first, first + n) if effect.effect_name == "fade_in" else (end - n, end - 1)
+        low, high = (0, 1) if kind == "Video" else (-60, 0)
+        a, b = (low, high) if effect.effect_name == "fade_in" else (high, low)
+        filt = ET.SubElement(entry, "filter")
+        _prop(filt, "mlt_service", "brightness" if kind == "Video" else "volume")
+        _prop(filt, "level", f"{ramp[0]}={a};{ramp[1]}={b}")
 
 
 class _Writer:
@@ -76,9 +94,10 @@ class _Writer:
             elif isinstance(item, otio.schema.Clip):
                 a, b = spans[i]
                 if b > a:
-                    ET.SubElement(playlist, "entry", producer=self.producer(item.media_reference.target_url,
-                                                                            track.kind),
-                                  attrib={"in": str(a), "out": str(b - 1)})
+                    entry = ET.SubElement(playlist, "entry", attrib={
+                        "producer": self.producer(item.media_reference.target_url, track.kind),
+                        "in": str(a), "out": str(b - 1)})
+                    _fades(entry, item, a, b, track.kind)
             elif isinstance(item, otio.schema.Transition):
                 tractor = self.crossfade(items[i - 1], item, items[i + 1], track.kind, f"{pid}_x{i}")
                 n = self._frames(item.in_offset) + self._frames(item.out_offset)

@@ -20,8 +20,8 @@ from pathlib import Path
 import opentimelineio as otio
 
 from render.callout.folder import CallOut
-from render.edit.timeline import SOUND_KINDS, Segment, Shot, Timeline
 from render.core.timebase import to_frames
+from render.edit.timeline import SOUND_KINDS, Segment, Shot, Timeline
 
 #: the shot kinds drawn from a record's whole media (the rest are our renders of the shot itself)
 RECORD_KINDS = ("video", "audio")
