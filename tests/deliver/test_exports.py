@@ -221,6 +221,9 @@ def test_melt_renders_the_mlt_export_as_we_rendered_the_episode(exported, tmp_pa
     dip = next(h["transition"]["cut_frame"] for s in build["segments"] for h in s["shots"]
                if h.get("transition", {}).get("kind") == "dip")
     figures[f"dip: out of the cut@{dip - 1}"] = _ssim(out, episode, dip - 1)  # down to black as we dip
+    for h in (h for s in build["segments"] for h in s["shots"] if h.get("transition", {}).get("kind") == "crossfade"):
+        cut = h["transition"]["cut_frame"]  # half of each picture, borrowed from the handles either side
+        figures[f"crossfade: the cut@{cut}"] = _ssim(out, episode, cut)
     print("SSIM at each shot's middle frame:", json.dumps(figures))
     assert all(v >= 0.9 for v in figures.values()), figures
     # the sound: the lag that best lines melt's up with ours, from the cross-correlation of the two
