@@ -94,11 +94,12 @@ def run(args) -> int:
 
     from . import runners
     from .cli import _variables
+    from .storage import local_callout
 
     check_format(args.format)
     variables = _variables(args.var)
     spec = load_spec(args.spec, variables)  # the same file:line errors as validate
-    check_against(spec, load_callout(spec.callout))
+    check_against(spec, load_callout(local_callout(spec.callout)))  # an s3:// call-out is staged first
     first = start_frame(args.start_timecode)
     out = _writable(Path(args.out or Path("out") / Path(args.spec).stem / "export"))
     runners.local_api()
