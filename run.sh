@@ -9,11 +9,14 @@ cd "$(dirname "$0")"
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola libgl1 python3-venv)
-APT_PACKAGES+=(chromium)  # the review page's browser tests (Playwright drives it)
+# chromium: the review page's browser tests (Playwright drives it); melt: renders an MLT export headless,
+# the independent check of `remixtv export`
+APT_PACKAGES+=(chromium melt)
+COMMANDS=(ffmpeg ffprobe chromium melt)
 
 need_apt() {
-  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || return 0
-  command -v chromium >/dev/null || return 0
+  local c
+  for c in "${COMMANDS[@]}"; do command -v "$c" >/dev/null || return 0; done
   # captured first: under pipefail, `fc-list | grep -q` fails at random when grep exits early (SIGPIPE)
   local fonts libs
   fonts=$(fc-list 2>/dev/null || true); libs=$(ldconfig -p 2>/dev/null || true)

@@ -427,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=None)
     p.add_argument("--dask", metavar="ADDRESS", default=_DASK_DEFAULT, help=_DASK_HELP)
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("export", help="hand the cut to an NLE: otio, otioz, fcp7xml, edl or mlt (+ media/)")
+    from . import export
+
+    export.add_arguments(p)
+    p.set_defaults(func=export.run)
     p = sub.add_parser("nightly", help="the nightly preview of every spec: serve it on a schedule, or run it once now")
     p.add_argument("action", choices=("serve", "run"),
                    help="serve: register the deployment with $PREFECT_API_URL and build when due; run: build once now")

@@ -35,7 +35,7 @@ from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
 from render.deliver.review import write_review
 from render.edit.plan import Analysis, plan, source_shot
-from render.edit.spec import check_against, load_spec
+from render.edit.spec import EpisodeSpec, check_against, load_spec
 from render.edit.timeline import Timeline
 from render.intake import conform as normalize
 from render.intake.records import Quarantined, Source, intake_record, resolve_file
@@ -374,18 +374,10 @@ def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
     return replace(timeline, segments=segments)
 
 
-@flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
-def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
-               variables: dict[str, str] | None = None) -> dict:
-    """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.
-
-    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
-    """
-    started = time.monotonic()
-    spec = load_spec(spec_path, variables)
-    house = house_profile(profile)
-    cache = Cache(Path(cache_root) if cache_root else None)
-    root = str(cache.root)
+def plan_episode(spec: EpisodeSpec, house: HouseFormat, root: str) -> tuple[IntakeReport, Timeline,
+                                                                          credits_mod.Credits]:
+    """Intake, analysis and the plan of ``spec``, the credits roll typeset into it: the cut a build
+    renders and an export hands to an NLE (inside a flow: its stages are subflows)."""
     callout_dir = str(spec.callout)
     if storage.is_uri(callout_dir):  # staged into the cache; intake reads the local copy as usual
         callout_dir = str(storage.stage_task(callout_dir, root))
@@ -399,6 +391,22 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         frames = next(s.frames for s in timeline.segments if s.id == seg.id)
         roll = credits_mod.roll(credits, to_seconds(frames, house.rate), seg.min_name_seconds)
         timeline = with_roll(timeline, roll)
+    return report, timeline, credits
+
+
+@flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
+def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
+               variables: dict[str, str] | None = None) -> dict:
+    """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.
+
+    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
+    """
+    started = time.monotonic()
+    spec = load_spec(spec_path, variables)
+    house = house_profile(profile)
+    cache = Cache(Path(cache_root) if cache_root else None)
+    root = str(cache.root)
+    report, timeline, credits = plan_episode(spec, house, root)
     publish_to = storage.join_uri(out_dir, Path(spec_path).stem, profile) if storage.is_uri(out_dir) else None
     # an s3:// output is rendered into the cache first, then published (build.json last)
     folder = storage.outbox(root, publish_to) if publish_to else Path(out_dir) / Path(spec_path).stem / profile
