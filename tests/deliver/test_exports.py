@@ -16,7 +16,8 @@ import opentimelineio as otio
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import corpus, lavfi, write_callout
+from tests.support.callouts import write_callout
+from tests.support.media import corpus, lavfi
 
 RATE = Fraction(30000, 1001)
 CLIPS = {"RED": 440, "BLUE": 1320, "GREEN": 660}  # record: tone Hz (pictures: testsrc2, moving)
