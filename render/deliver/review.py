@@ -33,7 +33,8 @@ import jinja2
 import numpy as np
 
 from render.callout.folder import CallOut
-from render.compose.pieces import RenderedPiece, pieces
+from render.compose.pieces import pieces
+from render.compose.store import RenderedPiece
 from render.core import ffmpeg
 from render.core.cache import Cache, atomic_path, key_of, write_text_atomic
 from render.core.house import TARGET_LUFS, TOLERANCE_LU, TRUE_PEAK_DBTP

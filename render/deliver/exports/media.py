@@ -1,7 +1,7 @@
 """The files an export's clips play, written into ``<out>/media/`` through the render path itself.
 
 ``conformed`` (the default): each record the cut uses is written whole at the house format by
-``compose.write_clip`` (the render's own decode, conform and pre-levelling gain), so frame N of the
+``master.programme.write_clip`` (the render's own decode, conform and pre-levelling gain), so frame N of the
 clip is source time N / rate, the very frame the render shows there. ``original``: clips point at the
 uploads themselves, each with its own rate and length as probed. Either way the pictures that exist
 only in our render are written too: stills, cards, texts and the credits roll (one render per shot:
@@ -25,13 +25,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from render.callout.folder import CallOut
-from render.compose import pieces as compose
+from render.compose.pieces import Piece
+from render.compose.store import render_piece
 from render.core import ffmpeg, text
 from render.core.cache import Cache, atomic_path, key_of
 from render.core.house import HouseFormat
 from render.core.timebase import to_frames, to_seconds
 from render.edit.timeline import CUT, Shot, Timeline
 from render.intake.records import Source, resolve_file
+from render.master.programme import join, write_clip
 
 from .timeline import GRAPHIC_KINDS, RECORD_KINDS, Media, MediaFile, file_url
 
@@ -67,7 +69,7 @@ def _conformed_record(source: Source, shots: list[Shot], house: HouseFormat, fit
                                 label_frames=0, enter=CUT,
                                 **({"text": "", "byline": ""} if first.kind == "video" else {}))
     out = folder / f"{_safe(source.record.record_id)}.mp4"
-    compose.write_clip(source, whole, house, fit_mode, cache, out)
+    write_clip(source, whole, house, fit_mode, cache, out)
     return MediaFile(file_url(out), whole.frames, rate, lead=lead, metadata=(("lead_frames", lead),))
 
 
@@ -85,8 +87,8 @@ def _original_record(source: Source, callout: CallOut, house: HouseFormat) -> Me
 def _render_shot(shot: Shot, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, cache: Cache,
                  out: Path, bed=None) -> MediaFile:
     """One shot (and a bed under it) through the render path, as a standalone MP4 at the house format."""
-    rendered = compose.render_piece(compose.Piece(out.stem, 0, (shot,), bed), sources, house, fit_mode, cache)
-    compose.join([rendered], house, out, title=out.stem)
+    rendered = render_piece(Piece(out.stem, 0, (shot,), bed), sources, house, fit_mode, cache)
+    join([rendered], house, out, title=out.stem)
     return MediaFile(file_url(out), shot.frames, house.rate)
 
 
@@ -121,7 +123,7 @@ def _bed_files(seg, sources: Mapping[str, Source], house: HouseFormat, fit_mode:
     """A segment's bed as the render mixed it (ducked under speech) and raw, each a WAV of the segment."""
     files = []
     for bed, what in ((seg.bed, "mixed"), (dataclasses.replace(seg.bed, duck=()), "raw")):
-        rendered = compose.render_piece(compose.Piece(f"{seg.id}-bed", 0, (Shot("black", seg.frames),), bed),
+        rendered = render_piece(Piece(f"{seg.id}-bed", 0, (Shot("black", seg.frames),), bed),
                                         sources, house, fit_mode, cache)
         out = folder / f"{_safe(seg.id)}-bed-{_safe(seg.bed.record_id)}-{what}.wav"
         _copy(rendered.audio, out)
