@@ -1,6 +1,6 @@
 """A call-out folder -> CallOut: records, contributors and the remix graph, validated.
 
-The folder is the interface with the submission site (see README, "The call-out folder"):
+The folder is the interface with the submission site (see docs/callout-format.md):
 ``callout.yaml``, ``submissions.csv``, ``contributors.csv`` and ``media/``. We only read it.
 """
 

@@ -119,7 +119,7 @@ class EpisodeSpec:
 
 # ---------------------------------------------------------------------------------------------
 # Every field, its JSON Schema and what it means: the source of the shipped schema
-# (episode_specs/remixtv-spec.schema.json) and the README's field reference.
+# (episode_specs/remixtv-spec.schema.json) and docs/spec-reference.md.
 
 _DURATION = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
                        {"type": "string", "pattern": r"^(\d+:)?\d+(:\d+)?(\.\d+)?$|\{\{"}],
@@ -231,7 +231,7 @@ def json_schema() -> dict:
 
 
 def fields_markdown() -> str:
-    """The README's field reference, from the same tables as the schema."""
+    """The field reference (docs/spec-reference.md), from the same tables as the schema."""
     out = ["| field | meaning |", "|---|---|"]
     out += [f"| `{k}` | {TOP_FIELDS[k][1]} |" for k in TOP_FIELDS]
     out += ["", "Segment fields (which types take which: " + "; ".join(

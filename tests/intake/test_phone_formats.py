@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pillow_heif
 import pytest
-from tests.support.callouts import write_callout
-from tests.support.media import ffprobe
 from PIL import Image
 
 from render.callout.folder import load_callout
-from render.compose import pieces as compose
 from render.core.cache import Cache
 from render.core.house import PROFILES
 from render.edit import plan
 from render.intake.records import Quarantined, Source, intake_record
+from render.master.programme import write_clip
+from tests.support.callouts import write_callout
+from tests.support.media import ffprobe
 
 HOUSE = PROFILES["preview"]
 RATE = Fraction(30000, 1001)
@@ -103,7 +103,7 @@ def conformed(intake, rid: str, out: Path) -> tuple[Path, int]:
     src = results[rid]
     assert isinstance(src, Source), f"{rid} was quarantined: {getattr(src, 'reason', '')}"
     shot = plan.source_shot(src, callout, None)
-    return compose.write_clip(src, shot, HOUSE, "blur", cache, out), shot.frames
+    return write_clip(src, shot, HOUSE, "blur", cache, out), shot.frames
 
 
 def assert_exact_length(clip: Path, frames: int) -> None:
