@@ -1,4 +1,5 @@
-"""The pipeline as Prefect 3 flows: intake -> normalize -> analyze -> plan -> compose -> credits.
+"""The pipeline as Prefect 3 flows: stage -> intake (conform) -> analyse -> plan -> credits -> render ->
+master -> deliver -> publish.
 
 Tasks are thin wrappers around ``render`` functions. Caching is ours, by content hash (see
 ``render.core.cache``), not Prefect's: Prefect's input-based keys cannot see a file's bytes change,
@@ -12,14 +13,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from render import __version__
 from render.analysis import audio as audio_mod
 from render.analysis import loudness
 from render.analysis import pictures as pictures_mod
@@ -27,42 +26,24 @@ from render.callout.folder import CallOut, Record, load_callout
 from render.compose import pieces as compose
 from render.core.cache import Cache, write_text_atomic
 from render.core.errors import FfmpegError, MediaRejected
-from render.core.house import HouseFormat
 from render.core.house import profile as house_profile
-from render.core.timebase import timecode, to_seconds
+from render.core.outputs import output_lock
+from render.core.timebase import to_seconds
+from render.deliver import crediting
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
+from render.deliver.reports import build_report
 from render.edit.plan import Analysis, plan, source_shot
-from render.edit.spec import check_against, load_spec
+from render.edit.spec import EpisodeSpec, check_against, load_spec
 from render.edit.timeline import Timeline
-from render.intake import conform as normalize
 from render.intake.records import Quarantined, Source, intake_record, resolve_file
+from render.intake.report import IntakeReport
 from render.master import level as master
 from render.master import qc
 
 from . import progress, runners, storage
 
 WORKERS = max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeReport:
-    callout: CallOut
-    sources: dict[str, Source]
-    quarantined: tuple[Quarantined, ...]
-
-    def to_json(self, house: HouseFormat, fit_mode: str) -> dict:
-        return {
-            "schema": "remixtv.intake/1", "callout": self.callout.id, "root": str(self.callout.root),
-            "accepted": [{"record": s.record.record_id, "kind": s.record.kind, "file": s.record.file,
-                          "as": s.visual, "sha256": s.content_hash,
-                          "duration_s": float(s.duration_s) if s.duration_s else None,
-                          "conform": normalize.describe(s.media, house, fit_mode) if s.media else {"text": True}}
-                         for s in self.sources.values()],
-            "quarantined": [{"record": q.record.record_id, "file": q.record.file, "line": q.record.line,
-                             "reason": q.reason, "evidence": q.evidence[-2000:]} for q in self.quarantined],
-            "warnings": list(self.callout.warnings),
-        }
 
 
 _arg = runners.opaque_arg
@@ -211,11 +192,7 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
         lambda chunks: analyze_records_task.map(chunks, unmapped(cache_root), unmapped(full)),
         "analyze", lambda r: r.record_id)
     progress.finish("analyze")
-    failed = tuple(r.quarantined for r in results if r.quarantined is not None)
-    if failed:
-        bad = {q.record.record_id for q in failed}
-        report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
-                              report.quarantined + failed)
+    report = report.quarantine(tuple(r.quarantined for r in results if r.quarantined is not None))
     ok = [r for r in results if r.quarantined is None]
     analysis = Analysis(loudness={r.record_id: r.loudness for r in ok if r.loudness is not None},
                         audio={r.record_id: r.audio for r in ok if r.audio is not None},
@@ -308,8 +285,9 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
     return str(out)
 
 
+# "ingest": the name Prefect has always shown for this flow (run histories and dashboards find it by it)
 @flow(name="ingest", task_runner=runners.ThreadPool(max_workers=WORKERS))
-def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
+def intake_callout_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
                 clips_dir: str | None = None, fit_mode: str = "blur") -> tuple[IntakeReport, dict[str, str]]:
     """Intake alone: accept or quarantine every record; optionally write each accepted one conformed."""
     root = str(Cache(Path(cache_root) if cache_root else None).root)
@@ -326,12 +304,8 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
                                       unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
         results = runners.gather(futures, "clips", lambda i, _: [(sources[i].record.record_id, 1)])
         progress.finish("clips")
-        failed = tuple(r for r in results if isinstance(r, Quarantined))
         clips = {s.record.record_id: r for s, r in zip(sources, results) if isinstance(r, str)}
-        if failed:
-            bad = {q.record.record_id for q in failed}
-            report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
-                                  report.quarantined + failed)
+        report = report.quarantine(tuple(r for r in results if isinstance(r, Quarantined)))
     return report, clips
 
 
@@ -344,32 +318,6 @@ def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tup
     return report, analysis
 
 
-def analysis_report(report: IntakeReport, analysis: Analysis) -> dict:
-    """analysis.json: every accepted record's analysis, and what intake quarantined."""
-    records = []
-    for src in sorted(report.sources.values(), key=lambda s: s.record.line):
-        rid = src.record.record_id
-        loud, audio, pictures = analysis.of(rid)
-        records.append({
-            "record": rid, "kind": src.record.kind, "as": src.visual, "title": src.record.title,
-            "duration_s": float(src.duration_s) if src.duration_s else None,
-            "loudness": loud.to_json() if loud else None,
-            "audio": audio.to_json() if audio else None,
-            "pictures": pictures.to_json() if pictures else None,
-        })
-    return {"schema": "remixtv.analysis/1", "engine": __version__, "callout": report.callout.id,
-            "records": records, "warnings": list(analysis.warnings),
-            "quarantined": [{"record": q.record.record_id, "reason": q.reason} for q in report.quarantined]}
-
-
-def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
-    """The timeline with its credits shot carrying the typeset roll."""
-    segments = tuple(
-        replace(seg, shots=tuple(replace(s, text=roll_ass) if s.kind == "credits" else s for s in seg.shots))
-        for seg in timeline.segments)
-    return replace(timeline, segments=segments)
-
-
 @flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
                variables: dict[str, str] | None = None) -> dict:
@@ -379,68 +327,54 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     """
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
-    house = house_profile(profile)
-    cache = Cache(Path(cache_root) if cache_root else None)
-    root = str(cache.root)
-    callout_dir = str(spec.callout)
-    if storage.is_uri(callout_dir):  # staged into the cache; intake reads the local copy as usual
-        callout_dir = str(storage.stage_task(callout_dir, root))
+    root = str(Cache(Path(cache_root) if cache_root else None).root)
+    callout_dir = _stage(str(spec.callout), root)
     report = runners.using(intake_flow)(callout_dir, root)
     check_against(spec, report.callout)
     analysis, report = runners.using(analyze_flow)(report, root)
     timeline = plan(spec, report.callout, report.sources, analysis)
-    credits = credits_mod.compute(timeline, report.callout)
-    seg = next((s for s in spec.segments if s.type == "credits"), None)
-    if seg is not None:
-        frames = next(s.frames for s in timeline.segments if s.id == seg.id)
-        roll = credits_mod.roll(credits, to_seconds(frames, house.rate), seg.min_name_seconds)
-        timeline = with_roll(timeline, roll)
-    publish_to = storage.join_uri(out_dir, Path(spec_path).stem, profile) if storage.is_uri(out_dir) else None
-    # an s3:// output is rendered into the cache first, then published (build.json last)
-    folder = storage.outbox(root, publish_to) if publish_to else Path(out_dir) / Path(spec_path).stem / profile
-    folder.mkdir(parents=True, exist_ok=True)
+    credits, timeline = crediting.credit(spec, timeline, report.callout)
+    folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
     episode = folder / "episode.mp4"
-    with runners.output_lock(episode, root):  # one build per output; clears what a killed one left
+    with output_lock(episode, root):  # one build per output; clears what a killed one left
+        # render every piece, then master it: join, level, QC
         rendered, joined, qc_report = runners.using(compose_flow)(timeline, report.sources, profile, spec.fit, root,
                                                                   str(episode))
-    credits_mod.write(credits, folder)
-    ledger = None
-    if spec.pool_cents is not None:
-        ledger = ledger_mod.compute(timeline, report.callout, spec.pool_cents, spec.upstream_share)
-        ledger_mod.write(ledger, folder)
-    write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
+    ledger_warnings = _deliver(spec, profile, folder, timeline, report, credits)
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
-                         ledger.warnings if ledger else (), qc_report)
-    write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
+                         ledger_warnings, qc_report)
+    write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))  # last: the set is whole
     if publish_to:
         storage.publish_task(str(folder), publish_to)
     return build
 
 
-def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
-                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: compose.Joined,
-                 seconds: float, ledger_warnings: tuple[str, ...] = (), qc_report: dict | None = None) -> dict:
-    """build.json: each segment's exact frames and records, act breaks and chapters, the final file's
-    loudness, the QC verdicts (details in qc.json), and every warning."""
-    tl = timeline.to_json()
-    warnings = list(report.callout.warnings) + list(timeline.warnings)
-    warnings += list(dict.fromkeys(list(credits.warnings) + list(ledger_warnings)))  # both report the same cycles
-    warnings += [f"quarantined {q.record.record_id} ({q.record.file or 'text'}): {q.reason}" for q in report.quarantined]
-    return {
-        "schema": "remixtv.build/1", "engine": __version__, "spec": str(Path(spec_path).resolve()),
-        "profile": profile, "title": timeline.title, "rate": str(timeline.rate), "frames": timeline.frames,
-        "duration": timecode(timeline.frames, timeline.rate),
-        "duration_s": float(Fraction(timeline.frames) / timeline.rate),
-        "segments": tl["segments"], "records_used": list(timeline.records_used()),
-        "credited": len(credits.people),
-        "pieces": {"total": len(rendered), "rendered": sum(not p.cached for p in rendered),
-                   "cached": sum(p.cached for p in rendered),
-                   "rendered_segments": list(dict.fromkeys(p.segment_id for p in rendered if not p.cached))},
-        "episode_rewritten": joined.rewritten,
-        "act_breaks": master.act_breaks(timeline),
-        "chapters": [c.to_json(timeline.rate) for c in master.chapters(timeline)],
-        "loudness": joined.loudness,
-        "sound_encode": joined.sound_encode,
-        "qc": qc.summary(qc_report) if qc_report else None,
-        "build_seconds": round(seconds, 1), "warnings": warnings,
-    }
+def _stage(callout: str, cache_root: str) -> str:
+    """The call-out as a local folder: an ``s3://`` one is staged into the cache (intake reads the copy)."""
+    return str(storage.stage_task(callout, cache_root)) if storage.is_uri(callout) else callout
+
+
+def _output_folder(spec_path: str, profile: str, out_dir: str, cache_root: str) -> tuple[Path, str | None]:
+    """Where the episode is written, and the ``s3://`` location it is then published to (if any).
+
+    An ``s3://`` output is rendered into the cache first (an outbox kept between builds, so an
+    unchanged rebuild uploads nothing), then published, build.json last."""
+    name = Path(spec_path).stem
+    publish_to = storage.join_uri(out_dir, name, profile) if storage.is_uri(out_dir) else None
+    folder = storage.outbox(cache_root, publish_to) if publish_to else Path(out_dir) / name / profile
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, publish_to
+
+
+def _deliver(spec: EpisodeSpec, profile: str, folder: Path, timeline: Timeline, report: IntakeReport,
+             credits: credits_mod.Credits) -> tuple[str, ...]:
+    """The deliverables beside the episode: credits, the ledger (when the spec sets a pool) and
+    intake.json; returns the ledger's warnings, for build.json."""
+    credits_mod.write(credits, folder)
+    ledger = None
+    if spec.pool_cents is not None:
+        ledger = ledger_mod.compute(timeline, report.callout, spec.pool_cents, spec.upstream_share)
+        ledger_mod.write(ledger, folder)
+    intake = report.to_json(house_profile(profile), spec.fit)
+    write_text_atomic(folder / "intake.json", json.dumps(intake, ensure_ascii=False, indent=2))
+    return tuple(ledger.warnings) if ledger else ()

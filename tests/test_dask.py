@@ -341,7 +341,7 @@ def test_a_transient_failure_that_outlasts_the_retries_says_run_again(monkeypatc
     def lost(args):
         raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 
-    monkeypatch.setattr(cli, "cmd_validate", lost)
+    monkeypatch.setattr(cli.validate, "run", lost)
     assert cli.main(["validate", "spec.yaml"]) == 4
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and "run the same command again" in said[0] and "ConnectionResetError" in said[0]
@@ -349,7 +349,7 @@ def test_a_transient_failure_that_outlasts_the_retries_says_run_again(monkeypatc
     def bug(args):
         raise KeyError("segments")
 
-    monkeypatch.setattr(cli, "cmd_validate", bug)
+    monkeypatch.setattr(cli.validate, "run", bug)
     with pytest.raises(KeyError):  # a programming error keeps its traceback
         cli.main(["validate", "spec.yaml"])
 
