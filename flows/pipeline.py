@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from render.analysis import audio as audio_mod
 from render.analysis import loudness
-from render.analysis import pictures as pictures_mod
+from render.analysis.record import RecordAnalysis, analyze_record
 from render.callout.folder import CallOut, Record, load_callout
 from render.compose import pieces as compose
 from render.core.cache import Cache, write_text_atomic
@@ -104,11 +102,14 @@ def _upload_bytes(callout: CallOut, record: Record) -> int:
 
 @task(name="intake-records", cache_policy=NO_CACHE, **runners.RETRY)
 def intake_records_task(callout: CallOut, records: list[Record], cache_root: str) -> list[Source | Quarantined]:
-    cache, results = Cache(Path(cache_root)), []
-    for record in records:
-        results.append(intake_record(callout, record, cache))
-        progress.update("intake", record.record_id, 1)
-    return results
+    cache = Cache(Path(cache_root))
+    return [_intook(callout, record, cache) for record in records]
+
+
+def _intook(callout: CallOut, record: Record, cache: Cache) -> Source | Quarantined:
+    result = intake_record(callout, record, cache)
+    progress.update("intake", record.record_id, 1)
+    return result
 
 
 @flow(name="intake", task_runner=runners.ThreadPool(max_workers=WORKERS * 2))
@@ -117,14 +118,8 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
     cache = Cache(Path(cache_root))
-
-    def one(record: Record) -> Source | Quarantined:
-        result = intake_record(callout, record, cache)
-        progress.update("intake", record.record_id, 1)
-        return result
-
     results = _inline_then_tasks(
-        list(callout.records), one, lambda r: _upload_bytes(callout, r),
+        list(callout.records), lambda r: _intook(callout, r, cache), lambda r: _upload_bytes(callout, r),
         lambda chunks: intake_records_task.map(unmapped(_arg(callout)), chunks, unmapped(cache_root)),
         "intake", lambda r: r.record.record_id)
     progress.finish("intake")
@@ -132,48 +127,15 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
 
 
-@dataclass(frozen=True, slots=True)
-class RecordAnalysis:
-    """What analysis found in one record, or why the record cannot be used after all."""
-
-    record_id: str
-    loudness: loudness.Loudness | None = None
-    audio: audio_mod.AudioAnalysis | None = None
-    pictures: pictures_mod.PictureAnalysis | None = None
-    quarantined: Quarantined | None = None
-    warnings: tuple[str, ...] = ()
-
-
 @task(name="analyze-records", cache_policy=NO_CACHE, **runners.RETRY)
 def analyze_records_task(sources: list[Source], cache_root: str, full: bool = True) -> list[RecordAnalysis]:
-    return [analyze_record(source, Cache(Path(cache_root)), full) for source in sources]
+    return [_analyzed(source, Cache(Path(cache_root)), full) for source in sources]
 
 
-def analyze_record(source: Source, cache: Cache, full: bool = True) -> RecordAnalysis:
-    """Sound and picture analysis of one record, cached by content (``full=False``: loudness only,
-    all intake needs to level a clip). Media that cannot be decoded quarantines the record (it could
-    not be rendered either); an analysis that fails on decodable media leaves the record usable
-    without it, with a warning."""
-    # numba (under librosa) compiles on first use; caching that beside our own cache makes it once per machine
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache.root / "numba"))
-    rid, found, warnings = source.record.record_id, {}, []
-    seconds = float(source.media.duration_s or 1) if source.media else 1.0
-    steps = (("audio", audio_mod.analyze_audio), ("pictures", pictures_mod.analyze_pictures)) if full else \
-        (("loudness", loudness.measure_source),)
-    for name, analyze in steps:
-        try:
-            found[name] = analyze(source, cache, timeout_s=180 + 8 * seconds)
-        except FfmpegError as exc:
-            what = "pictures" if name == "pictures" else "sound"
-            progress.update("analyze", rid, 1)
-            return RecordAnalysis(rid, quarantined=Quarantined(source.record, f"{what} could not be decoded "
-                                                                               f"({exc.reason})", str(exc)))
-        except (ValueError, RuntimeError, MemoryError) as exc:
-            warnings.append(f"{rid}: {name} analysis failed ({type(exc).__name__}: {exc}); used without it")
-    progress.update("analyze", rid, 1)
-    audio = found.get("audio")
-    return RecordAnalysis(rid, audio.loudness if audio else found.get("loudness"), audio, found.get("pictures"),
-                          warnings=tuple(warnings))
+def _analyzed(source: Source, cache: Cache, full: bool) -> RecordAnalysis:
+    result = analyze_record(source, cache, full)
+    progress.update("analyze", result.record_id, 1)
+    return result
 
 
 @flow(name="analyze", task_runner=runners.ThreadPool(max_workers=WORKERS))
@@ -188,7 +150,7 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     progress.start("analyze", len(todo), "analyze")
     cache = Cache(Path(cache_root))
     results = _inline_then_tasks(
-        todo, lambda source: analyze_record(source, cache, full), lambda source: float(source.media.duration_s or 0),
+        todo, lambda source: _analyzed(source, cache, full), lambda source: float(source.media.duration_s or 0),
         lambda chunks: analyze_records_task.map(chunks, unmapped(cache_root), unmapped(full)),
         "analyze", lambda r: r.record_id)
     progress.finish("analyze")

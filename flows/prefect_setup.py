@@ -15,8 +15,6 @@ import logging
 import os
 from collections.abc import Iterator
 
-from render.core import ffmpeg
-
 #: Environment defaults, applied when ``flows`` is imported (a user's own settings win).
 DEFAULTS = {
     "DO_NOT_TRACK": "1",
@@ -120,6 +118,8 @@ def _own_session_server():
     import prefect
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
+
+    from render.core import ffmpeg
 
     class OwnSessionServer(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen:
