@@ -34,6 +34,7 @@ from render.core.cache import write_text_atomic
 from render.core.errors import FfmpegError, UserError
 
 from .pipeline import build_flow
+from .storage import is_uri
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SPECS = REPO / "episode_specs"
@@ -109,11 +110,6 @@ class NightlyReport:
 
     def to_json(self) -> dict:
         return {"schema": "remixtv.nightly/1", **asdict(self)}
-
-
-def is_uri(location: str) -> bool:
-    """True for an object-store location such as ``s3://bucket/prefix``."""
-    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", location))
 
 
 def find_specs(specs_dir: str | Path) -> list[Path]:

@@ -1,4 +1,8 @@
-"""The pipeline as Prefect 3 flows: intake -> normalize -> analyze -> plan -> compose -> credits.
+"""The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
+
+    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> deliver -> publish
+
+and each step is a task or a subflow of its own in Prefect's UI.
 
 Tasks are thin wrappers around ``render`` functions. Caching is ours, by content hash (see
 ``render.core.cache``), not Prefect's: Prefect's input-based keys cannot see a file's bytes change,
@@ -10,62 +14,40 @@ in ffmpeg subprocesses, so threads are enough and keep results in memory.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from render import __version__
-from render.analysis import audio as audio_mod
 from render.analysis import loudness
-from render.analysis import pictures as pictures_mod
+from render.analysis.record import RecordAnalysis, analyze_record
 from render.callout.folder import CallOut, Record, load_callout
-from render.compose import pieces as compose_pieces
-from render.compose import store as compose
+from render.compose import pieces, store
 from render.core.cache import Cache, write_text_atomic
 from render.core.errors import FfmpegError, MediaRejected
-from render.core.house import HouseFormat
 from render.core.house import profile as house_profile
-from render.core.timebase import timecode, to_seconds
+from render.core.outputs import output_lock
+from render.core.timebase import to_seconds
+from render.deliver import crediting
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
+from render.deliver.reports import build_report
 from render.deliver.review import write_review
 from render.edit.plan import Analysis, plan, source_shot
 from render.edit.spec import EpisodeSpec, check_against, load_spec
 from render.edit.timeline import Timeline
-from render.intake import conform as normalize
 from render.intake.records import Quarantined, Source, intake_record, resolve_file
-from render.master import chapters as chapters_mod
-from render.master import level as master
-from render.master import programme, qc
+from render.intake.report import IntakeReport
+from render.master import chapters, level, programme, qc
+from render.master.programme import write_clip
 
 from . import progress, runners, storage
 
 WORKERS = max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeReport:
-    callout: CallOut
-    sources: dict[str, Source]
-    quarantined: tuple[Quarantined, ...]
-
-    def to_json(self, house: HouseFormat, fit_mode: str) -> dict:
-        return {
-            "schema": "remixtv.intake/1", "callout": self.callout.id, "root": str(self.callout.root),
-            "accepted": [{"record": s.record.record_id, "kind": s.record.kind, "file": s.record.file,
-                          "as": s.visual, "sha256": s.content_hash,
-                          "duration_s": float(s.duration_s) if s.duration_s else None,
-                          "conform": normalize.describe(s.media, house, fit_mode) if s.media else {"text": True}}
-                         for s in self.sources.values()],
-            "quarantined": [{"record": q.record.record_id, "file": q.record.file, "line": q.record.line,
-                             "reason": q.reason, "evidence": q.evidence[-2000:]} for q in self.quarantined],
-            "warnings": list(self.callout.warnings),
-        }
+_log = logging.getLogger("remixtv.pipeline")
 
 
 _arg = runners.opaque_arg
@@ -126,11 +108,14 @@ def _upload_bytes(callout: CallOut, record: Record) -> int:
 
 @task(name="intake-records", cache_policy=NO_CACHE, **runners.RETRY)
 def intake_records_task(callout: CallOut, records: list[Record], cache_root: str) -> list[Source | Quarantined]:
-    cache, results = Cache(Path(cache_root)), []
-    for record in records:
-        results.append(intake_record(callout, record, cache))
-        progress.update("intake", record.record_id, 1)
-    return results
+    cache = Cache(Path(cache_root))
+    return [_intook(callout, record, cache) for record in records]
+
+
+def _intook(callout: CallOut, record: Record, cache: Cache) -> Source | Quarantined:
+    result = intake_record(callout, record, cache)
+    progress.update("intake", record.record_id, 1)
+    return result
 
 
 @flow(name="intake", task_runner=runners.ThreadPool(max_workers=WORKERS * 2))
@@ -139,14 +124,8 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     callout = load_callout(callout_dir)
     progress.start("intake", len(callout.records), "intake")
     cache = Cache(Path(cache_root))
-
-    def one(record: Record) -> Source | Quarantined:
-        result = intake_record(callout, record, cache)
-        progress.update("intake", record.record_id, 1)
-        return result
-
     results = _inline_then_tasks(
-        list(callout.records), one, lambda r: _upload_bytes(callout, r),
+        list(callout.records), lambda r: _intook(callout, r, cache), lambda r: _upload_bytes(callout, r),
         lambda chunks: intake_records_task.map(unmapped(_arg(callout)), chunks, unmapped(cache_root)),
         "intake", lambda r: r.record.record_id)
     progress.finish("intake")
@@ -154,48 +133,15 @@ def intake_flow(callout_dir: str, cache_root: str) -> IntakeReport:
     return IntakeReport(callout, sources, tuple(r for r in results if isinstance(r, Quarantined)))
 
 
-@dataclass(frozen=True, slots=True)
-class RecordAnalysis:
-    """What analysis found in one record, or why the record cannot be used after all."""
-
-    record_id: str
-    loudness: loudness.Loudness | None = None
-    audio: audio_mod.AudioAnalysis | None = None
-    pictures: pictures_mod.PictureAnalysis | None = None
-    quarantined: Quarantined | None = None
-    warnings: tuple[str, ...] = ()
-
-
 @task(name="analyze-records", cache_policy=NO_CACHE, **runners.RETRY)
 def analyze_records_task(sources: list[Source], cache_root: str, full: bool = True) -> list[RecordAnalysis]:
-    return [analyze_record(source, Cache(Path(cache_root)), full) for source in sources]
+    return [_analyzed(source, Cache(Path(cache_root)), full) for source in sources]
 
 
-def analyze_record(source: Source, cache: Cache, full: bool = True) -> RecordAnalysis:
-    """Sound and picture analysis of one record, cached by content (``full=False``: loudness only,
-    all intake needs to level a clip). Media that cannot be decoded quarantines the record (it could
-    not be rendered either); an analysis that fails on decodable media leaves the record usable
-    without it, with a warning."""
-    # numba (under librosa) compiles on first use; caching that beside our own cache makes it once per machine
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache.root / "numba"))
-    rid, found, warnings = source.record.record_id, {}, []
-    seconds = float(source.media.duration_s or 1) if source.media else 1.0
-    steps = (("audio", audio_mod.analyze_audio), ("pictures", pictures_mod.analyze_pictures)) if full else \
-        (("loudness", loudness.measure_source),)
-    for name, analyze in steps:
-        try:
-            found[name] = analyze(source, cache, timeout_s=180 + 8 * seconds)
-        except FfmpegError as exc:
-            what = "pictures" if name == "pictures" else "sound"
-            progress.update("analyze", rid, 1)
-            return RecordAnalysis(rid, quarantined=Quarantined(source.record, f"{what} could not be decoded "
-                                                                               f"({exc.reason})", str(exc)))
-        except (ValueError, RuntimeError, MemoryError) as exc:
-            warnings.append(f"{rid}: {name} analysis failed ({type(exc).__name__}: {exc}); used without it")
-    progress.update("analyze", rid, 1)
-    audio = found.get("audio")
-    return RecordAnalysis(rid, audio.loudness if audio else found.get("loudness"), audio, found.get("pictures"),
-                          warnings=tuple(warnings))
+def _analyzed(source: Source, cache: Cache, full: bool) -> RecordAnalysis:
+    result = analyze_record(source, cache, full)
+    progress.update("analyze", result.record_id, 1)
+    return result
 
 
 @flow(name="analyze", task_runner=runners.ThreadPool(max_workers=WORKERS))
@@ -210,15 +156,11 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     progress.start("analyze", len(todo), "analyze")
     cache = Cache(Path(cache_root))
     results = _inline_then_tasks(
-        todo, lambda source: analyze_record(source, cache, full), lambda source: float(source.media.duration_s or 0),
+        todo, lambda source: _analyzed(source, cache, full), lambda source: float(source.media.duration_s or 0),
         lambda chunks: analyze_records_task.map(chunks, unmapped(cache_root), unmapped(full)),
         "analyze", lambda r: r.record_id)
     progress.finish("analyze")
-    failed = tuple(r.quarantined for r in results if r.quarantined is not None)
-    if failed:
-        bad = {q.record.record_id for q in failed}
-        report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
-                              report.quarantined + failed)
+    report = report.quarantine(tuple(r.quarantined for r in results if r.quarantined is not None))
     ok = [r for r in results if r.quarantined is None]
     analysis = Analysis(loudness={r.record_id: r.loudness for r in ok if r.loudness is not None},
                         audio={r.record_id: r.audio for r in ok if r.audio is not None},
@@ -227,35 +169,63 @@ def analyze_flow(report: IntakeReport, cache_root: str, full: bool = True) -> tu
     return analysis, report
 
 
+# --- plan and credits --------------------------------------------------------------------------
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_task(spec: EpisodeSpec, report: IntakeReport, analysis: Analysis) -> Timeline:
+    """The Timeline the spec describes, from what intake accepted and analysis found."""
+    return plan(spec, report.callout, report.sources, analysis)
+
+
+@task(name="credits", cache_policy=NO_CACHE)
+def credits_task(spec: EpisodeSpec, timeline: Timeline, callout: CallOut) -> tuple[credits_mod.Credits, Timeline]:
+    """Everyone the cut credits, and the Timeline with the credits roll typeset into it."""
+    return crediting.credit(spec, timeline, callout)
+
+
+def plan_episode(spec: EpisodeSpec, cache_root: str) -> tuple[IntakeReport, Timeline, credits_mod.Credits]:
+    """Stage, intake, analyse, plan and credit ``spec``: the cut a build renders and an export hands
+    to an NLE. Called inside a flow, each step is its own task or subflow."""
+    callout_dir = _stage(str(spec.callout), cache_root)
+    report = runners.using(intake_flow)(callout_dir, cache_root)
+    check_against(spec, report.callout)
+    analysis, report = runners.using(analyze_flow)(report, cache_root)
+    timeline = plan_task(_arg(spec), _arg(report), _arg(analysis))
+    credits, timeline = credits_task(_arg(spec), _arg(timeline), _arg(report.callout))
+    return report, timeline, credits
+
+
+def _stage(callout: str, cache_root: str) -> str:
+    """The call-out as a local folder: an ``s3://`` one is staged into the cache (intake reads the copy)."""
+    return str(storage.stage_task(callout, cache_root)) if storage.is_uri(callout) else callout
+
+
+# --- render: every piece, cached by content ------------------------------------------------------
+
 @task(name="render-piece", cache_policy=NO_CACHE, **runners.RETRY)
-def render_piece_task(piece: compose_pieces.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
-                      cache_root: str) -> compose.RenderedPiece:
+def render_piece_task(piece: pieces.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
+                      cache_root: str) -> store.RenderedPiece:
     key = f"{piece.segment_id}/{piece.index}"
     house = house_profile(profile)
-    result = compose.render_piece(piece, sources, house, fit_mode, Cache(Path(cache_root)),
-                                  progress=progress.callback("render", key, piece.frames))
-    # the piece's loudness blocks, cached with it: the join levels the programme from them
-    master.piece_meter(result.audio, float(to_seconds(result.frames, house.rate)))
+    result = store.render_piece(piece, sources, house, fit_mode, Cache(Path(cache_root)),
+                                progress=progress.callback("render", key, piece.frames))
+    # the piece's loudness blocks, cached with it: the master levels the programme from them
+    level.piece_meter(result.audio, float(to_seconds(result.frames, house.rate)))
     progress.update("render", key, piece.frames)
     return result
 
 
-@flow(name="compose", task_runner=runners.ThreadPool(max_workers=WORKERS))
-def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str, cache_root: str,
-                 out_file: str) -> tuple[list[compose.RenderedPiece], programme.Joined, dict]:
-    """Render every piece in parallel (cached ones are free), join by stream copy with the sound
-    levelled and chapters at act breaks, then QC the episode into qc.json beside it.
-
-    Returns the pieces, what the join did (and the final loudness) and the QC report.
-    """
+@flow(name="render", task_runner=runners.ThreadPool(max_workers=WORKERS))
+def render_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str,
+                cache_root: str) -> list[store.RenderedPiece]:
+    """Render every piece of the Timeline in parallel; pieces already in the cache cost nothing."""
     house = house_profile(profile)
-    parts = compose_pieces.pieces(timeline)
+    parts = pieces.pieces(timeline)
     progress.start("render", timeline.frames, "render")
     # pieces already in the cache are found here, not as tasks: a task run costs tens of
     # milliseconds of bookkeeping, and an edit leaves all but one or two pieces as they were
     cache = Cache(Path(cache_root))
-    found: list[compose.RenderedPiece | None] = [compose.cached_piece(p, sources, house, fit_mode, cache)
-                                                 for p in parts]
+    found: list[store.RenderedPiece | None] = [store.cached_piece(p, sources, house, fit_mode, cache) for p in parts]
     # longest first (frames are the best cost guess before rendering): with two workers, a long piece
     # started last ran alone at the end while a core idled (the 60 s credits roll: 15 s of a master)
     todo = sorted((i for i, r in enumerate(found) if r is None), key=lambda i: -parts[i].frames)
@@ -268,30 +238,74 @@ def compose_flow(timeline: Timeline, sources: dict[str, Source], profile: str, f
                            lambda j, p: [(f"{parts[todo[j]].segment_id}/{parts[todo[j]].index}", p.frames)])
     for i, r in zip(todo, fresh):
         found[i] = r
-    rendered: list[compose.RenderedPiece] = [r for r in found if r is not None]
     progress.finish("render")
-    # every piece carries its QC measures, taken as it was rendered (compose.render_piece)
-    progress.start("join", float(to_seconds(timeline.frames, house.rate)), "join")
-    # the master's final file is re-measured by an independent meter; a preview keeps the level
-    # pass's own reading, so an edit does not pay a second decode of the whole programme, and
-    # re-encodes only the sound the edit changed
+    return [r for r in found if r is not None]
+
+
+# --- master: join, level, chapters, QC -----------------------------------------------------------
+
+@task(name="join", cache_policy=NO_CACHE)
+def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: str, out_file: str) -> programme.Joined:
+    """The pieces joined into ``out_file`` by stream copy, the sound levelled, chapters at act breaks.
+
+    The master's final file is re-measured by an independent meter; a preview keeps the level pass's
+    own reading, so an edit does not pay a second decode of the whole programme, and re-encodes only
+    the sound the edit changed."""
+    house = house_profile(profile)
+    seconds = float(to_seconds(timeline.frames, house.rate))
+    progress.start("join", seconds, "join")
     joined = programme.join(rendered, house, Path(out_file), title=timeline.title,
-                            chapters=chapters_mod.chapters(timeline), level=True, verify=profile == "master",
-                            splice=profile != "master",
-                            progress=progress.callback("join", "join", float(to_seconds(timeline.frames, house.rate))))
+                            chapters=chapters.chapters(timeline), level=True, verify=profile == "master",
+                            splice=profile != "master", progress=progress.callback("join", "join", seconds))
     progress.finish("join")
-    report = qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
-    return rendered, joined, report
+    return joined
 
 
 @task(name="qc", cache_policy=NO_CACHE)
-def qc_task(timeline: Timeline, rendered: list[compose.RenderedPiece], out_file: str, joined: programme.Joined,
+def qc_task(timeline: Timeline, rendered: list[store.RenderedPiece], out_file: str, joined: programme.Joined,
             profile: str, sources: dict[str, Source]) -> dict:
     """QC of the final episode into qc.json beside it (reused as is when the episode did not change)."""
     episode = Path(out_file)
     return qc.run(timeline, rendered, episode, joined.loudness, house_profile(profile), joined.key,
                   episode.with_name("qc.json"), sources)
 
+
+@flow(name="master", task_runner=runners.ThreadPool(max_workers=WORKERS))
+def master_flow(timeline: Timeline, rendered: list[store.RenderedPiece], sources: dict[str, Source], profile: str,
+                out_file: str) -> tuple[programme.Joined, dict]:
+    """The rendered pieces made one programme (join, level, chapters), then QC'd (qc.json beside it).
+    Every piece carries its QC measures, taken as it was rendered (``render.compose.measure``)."""
+    joined = join_task(_arg(timeline), _arg(rendered), profile, out_file)
+    return joined, qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
+
+
+# --- deliver: the files beside the episode --------------------------------------------------------
+
+@task(name="deliver", cache_policy=NO_CACHE)
+def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, timeline: Timeline,
+                 report: IntakeReport, credits: credits_mod.Credits, rendered: list[store.RenderedPiece],
+                 joined: programme.Joined, qc_report: dict, seconds: float, cache_root: str) -> dict:
+    """Credits, the ledger (when the spec sets a pool), intake.json, build.json and the review page
+    beside the episode; returns build.json's content."""
+    out = Path(folder)
+    credits_mod.write(credits, out)
+    ledger = None
+    if spec.pool_cents is not None:
+        ledger = ledger_mod.compute(timeline, report.callout, spec.pool_cents, spec.upstream_share)
+        ledger_mod.write(ledger, out)
+    intake = report.to_json(house_profile(profile), spec.fit)
+    write_text_atomic(out / "intake.json", json.dumps(intake, ensure_ascii=False, indent=2))
+    build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, seconds,
+                         tuple(ledger.warnings) if ledger else (), qc_report)
+    write_text_atomic(out / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
+    try:  # the page is for people; a fault in drawing it must not hold back the episode or its publishing
+        write_review(out, Cache(Path(cache_root)), timeline, rendered, report.callout)
+    except Exception as exc:  # noqa: BLE001 - reported, and the build goes on
+        _log.warning("review page not written: %s: %s", type(exc).__name__, exc)
+    return build
+
+
+# --- intake alone, analysis alone --------------------------------------------------------------
 
 @task(name="write-clip", cache_policy=NO_CACHE, **runners.RETRY)
 def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | None, profile: str, fit_mode: str,
@@ -302,7 +316,7 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
         return Quarantined(source.record, "too short to show (under half a second)")
     out = Path(clips_dir) / f"{source.record.record_id}.mp4"
     try:
-        programme.write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
+        write_clip(source, shot, house_profile(profile), fit_mode, Cache(Path(cache_root)), out)
     except FfmpegError as exc:
         said = [line for line in exc.stderr_tail.splitlines() if line.strip()]
         why = said[-1].split("] ", 1)[-1].strip() if said else exc.reason
@@ -312,8 +326,9 @@ def write_clip_task(source: Source, callout: CallOut, loud: loudness.Loudness | 
     return str(out)
 
 
+# "ingest": the name Prefect has always shown for this flow (run histories and dashboards find it by it)
 @flow(name="ingest", task_runner=runners.ThreadPool(max_workers=WORKERS))
-def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
+def intake_callout_flow(callout_dir: str, profile: str = "preview", cache_root: str | None = None,
                 clips_dir: str | None = None, fit_mode: str = "blur") -> tuple[IntakeReport, dict[str, str]]:
     """Intake alone: accept or quarantine every record; optionally write each accepted one conformed."""
     root = str(Cache(Path(cache_root) if cache_root else None).root)
@@ -330,12 +345,8 @@ def ingest_flow(callout_dir: str, profile: str = "preview", cache_root: str | No
                                       unmapped(profile), unmapped(fit_mode), unmapped(root), unmapped(clips_dir))
         results = runners.gather(futures, "clips", lambda i, _: [(sources[i].record.record_id, 1)])
         progress.finish("clips")
-        failed = tuple(r for r in results if isinstance(r, Quarantined))
         clips = {s.record.record_id: r for s, r in zip(sources, results) if isinstance(r, str)}
-        if failed:
-            bad = {q.record.record_id for q in failed}
-            report = IntakeReport(report.callout, {k: v for k, v in report.sources.items() if k not in bad},
-                                  report.quarantined + failed)
+        report = report.quarantine(tuple(r for r in results if isinstance(r, Quarantined)))
     return report, clips
 
 
@@ -348,112 +359,37 @@ def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tup
     return report, analysis
 
 
-def analysis_report(report: IntakeReport, analysis: Analysis) -> dict:
-    """analysis.json: every accepted record's analysis, and what intake quarantined."""
-    records = []
-    for src in sorted(report.sources.values(), key=lambda s: s.record.line):
-        rid = src.record.record_id
-        loud, audio, pictures = analysis.of(rid)
-        records.append({
-            "record": rid, "kind": src.record.kind, "as": src.visual, "title": src.record.title,
-            "duration_s": float(src.duration_s) if src.duration_s else None,
-            "loudness": loud.to_json() if loud else None,
-            "audio": audio.to_json() if audio else None,
-            "pictures": pictures.to_json() if pictures else None,
-        })
-    return {"schema": "remixtv.analysis/1", "engine": __version__, "callout": report.callout.id,
-            "records": records, "warnings": list(analysis.warnings),
-            "quarantined": [{"record": q.record.record_id, "reason": q.reason} for q in report.quarantined]}
-
-
-def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
-    """The timeline with its credits shot carrying the typeset roll."""
-    segments = tuple(
-        replace(seg, shots=tuple(replace(s, text=roll_ass) if s.kind == "credits" else s for s in seg.shots))
-        for seg in timeline.segments)
-    return replace(timeline, segments=segments)
-
-
-def plan_episode(spec: EpisodeSpec, house: HouseFormat, root: str) -> tuple[IntakeReport, Timeline,
-                                                                          credits_mod.Credits]:
-    """Intake, analysis and the plan of ``spec``, the credits roll typeset into it: the cut a build
-    renders and an export hands to an NLE (inside a flow: its stages are subflows)."""
-    callout_dir = str(spec.callout)
-    if storage.is_uri(callout_dir):  # staged into the cache; intake reads the local copy as usual
-        callout_dir = str(storage.stage_task(callout_dir, root))
-    report = runners.using(intake_flow)(callout_dir, root)
-    check_against(spec, report.callout)
-    analysis, report = runners.using(analyze_flow)(report, root)
-    timeline = plan(spec, report.callout, report.sources, analysis)
-    credits = credits_mod.compute(timeline, report.callout)
-    seg = next((s for s in spec.segments if s.type == "credits"), None)
-    if seg is not None:
-        frames = next(s.frames for s in timeline.segments if s.id == seg.id)
-        roll = credits_mod.roll(credits, to_seconds(frames, house.rate), seg.min_name_seconds)
-        timeline = with_roll(timeline, roll)
-    return report, timeline, credits
-
+# --- the build ------------------------------------------------------------------------------------
 
 @flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
                variables: dict[str, str] | None = None) -> dict:
-    """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.
-
-    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
+    """Build one episode: the cut, its credits, a build report and a review page, under
+    ``OUT/<spec>/<profile>/``. ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
     """
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
-    house = house_profile(profile)
-    cache = Cache(Path(cache_root) if cache_root else None)
-    root = str(cache.root)
-    report, timeline, credits = plan_episode(spec, house, root)
-    publish_to = storage.join_uri(out_dir, Path(spec_path).stem, profile) if storage.is_uri(out_dir) else None
-    # an s3:// output is rendered into the cache first, then published (build.json last)
-    folder = storage.outbox(root, publish_to) if publish_to else Path(out_dir) / Path(spec_path).stem / profile
-    folder.mkdir(parents=True, exist_ok=True)
-    episode = folder / "episode.mp4"
-    with runners.output_lock(episode, root):  # one build per output; clears what a killed one left
-        rendered, joined, qc_report = runners.using(compose_flow)(timeline, report.sources, profile, spec.fit, root,
-                                                                  str(episode))
-    credits_mod.write(credits, folder)
-    ledger = None
-    if spec.pool_cents is not None:
-        ledger = ledger_mod.compute(timeline, report.callout, spec.pool_cents, spec.upstream_share)
-        ledger_mod.write(ledger, folder)
-    write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
-    build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
-                         ledger.warnings if ledger else (), qc_report)
-    write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
-    write_review(folder, cache, timeline, rendered, report.callout)
+    root = str(Cache(Path(cache_root) if cache_root else None).root)
+    report, timeline, credits = plan_episode(spec, root)                   # stage, intake, analyse, plan, credits
+    folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
+    episode = str(folder / "episode.mp4")
+    with output_lock(Path(episode), root):  # one build per output; clears what a killed one left
+        rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
+        joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode)  # master
+    build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),
+                         _arg(rendered), joined, qc_report, time.monotonic() - started, root)  # deliver
     if publish_to:
-        storage.publish_task(str(folder), publish_to)
+        storage.publish_task(str(folder), publish_to)                                       # publish
     return build
 
 
-def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,
-                 credits: credits_mod.Credits, rendered: list[compose.RenderedPiece], joined: programme.Joined,
-                 seconds: float, ledger_warnings: tuple[str, ...] = (), qc_report: dict | None = None) -> dict:
-    """build.json: each segment's exact frames and records, act breaks and chapters, the final file's
-    loudness, the QC verdicts (details in qc.json), and every warning."""
-    tl = timeline.to_json()
-    warnings = list(report.callout.warnings) + list(timeline.warnings)
-    warnings += list(dict.fromkeys(list(credits.warnings) + list(ledger_warnings)))  # both report the same cycles
-    warnings += [f"quarantined {q.record.record_id} ({q.record.file or 'text'}): {q.reason}" for q in report.quarantined]
-    return {
-        "schema": "remixtv.build/1", "engine": __version__, "spec": str(Path(spec_path).resolve()),
-        "profile": profile, "title": timeline.title, "rate": str(timeline.rate), "frames": timeline.frames,
-        "duration": timecode(timeline.frames, timeline.rate),
-        "duration_s": float(Fraction(timeline.frames) / timeline.rate),
-        "segments": tl["segments"], "records_used": list(timeline.records_used()),
-        "credited": len(credits.people),
-        "pieces": {"total": len(rendered), "rendered": sum(not p.cached for p in rendered),
-                   "cached": sum(p.cached for p in rendered),
-                   "rendered_segments": list(dict.fromkeys(p.segment_id for p in rendered if not p.cached))},
-        "episode_rewritten": joined.rewritten,
-        "act_breaks": chapters_mod.act_breaks(timeline),
-        "chapters": [c.to_json(timeline.rate) for c in chapters_mod.chapters(timeline)],
-        "loudness": joined.loudness,
-        "sound_encode": joined.sound_encode,
-        "qc": qc.summary(qc_report) if qc_report else None,
-        "build_seconds": round(seconds, 1), "warnings": warnings,
-    }
+def _output_folder(spec_path: str, profile: str, out_dir: str, cache_root: str) -> tuple[Path, str | None]:
+    """Where the episode is written, and the ``s3://`` location it is then published to (if any).
+
+    An ``s3://`` output is rendered into the cache first (an outbox kept between builds, so an
+    unchanged rebuild uploads nothing), then published, build.json last."""
+    name = Path(spec_path).stem
+    publish_to = storage.join_uri(out_dir, name, profile) if storage.is_uri(out_dir) else None
+    folder = storage.outbox(cache_root, publish_to) if publish_to else Path(out_dir) / name / profile
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, publish_to

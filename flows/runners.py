@@ -1,5 +1,4 @@
-"""Where tasks run (this machine's thread pool, or a Dask cluster), which failures are retried,
-and what makes a killed build safe to run again.
+"""Where tasks run (this machine's thread pool, or a Dask cluster) and which failures are retried.
 
 Flows declare a ``ThreadPool`` in their decorators; ``using(flow)`` swaps in a ``DaskTaskRunner``
 when a build runs inside ``dask(address)``. Dask workers run the same task functions, so every
@@ -13,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import queue
 import re
 import shutil
 import socket
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -34,6 +31,7 @@ from render.core import ffmpeg
 from render.core.errors import FfmpegError, MediaRejected, UserError
 
 from . import progress
+from .prefect_setup import heartbeats_off, local_api, temporary_api
 
 R = TypeVar("R")
 
@@ -43,12 +41,6 @@ ADDRESS_ENV = "REMIXTV_DASK_ADDRESS"
 #: A task failing transiently is tried this many more times, after 2, 4, 8 s (each +-50 %).
 RETRIES = 3
 RETRY_BACKOFF_S = 2.0
-
-#: Leftovers of an interrupted write in the cache are removed once untouched this long: a live
-#: render writes its files continuously and no ffmpeg run is allowed longer than ~32 minutes.
-STALE_AFTER_S = 3600.0
-#: Small files (reports, JSON) are written in well under a second; older ``.part`` files are dead.
-STALE_SMALL_AFTER_S = 60.0
 
 _address: str | None = None
 _log = logging.getLogger("remixtv.runners")
@@ -107,7 +99,7 @@ def using(flow_obj):
         inside = FlowRunContext.get() is not None
         if not inside:
             local_api()
-        with heartbeats_off(when=inside or not os.environ.get("PREFECT_API_URL")):
+        with heartbeats_off(when=inside or temporary_api()):
             return runner(*args, **kwargs)
 
     return call
@@ -122,72 +114,6 @@ def opaque_arg(value):
     from prefect.utilities.annotations import quote
 
     return quote(value)
-
-
-def local_api() -> None:
-    """Start the temporary Prefect API server now, in a session of its own (once per process).
-
-    Prefect starts the same server on first use, but in our process group, so a Ctrl-C in the
-    terminal reached it too: it shut down at once, and the flow engine then spent minutes
-    retrying to tell it that the interrupted runs had crashed (a Ctrl-C'd build was still
-    hanging after 2 minutes). In its own session it hears only us: Prefect stops it when we
-    exit, and a parent-death signal stops it if we are killed outright. Every Prefect client in
-    this process finds it as the ephemeral server it would have started (same singleton), so
-    nothing else changes.
-    """
-    import threading
-
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return  # a server of the user's, or none allowed (Prefect then says so itself)
-    # the parent-death signal is sent when the starting *thread* ends: only the main thread lasts
-    if threading.current_thread() is not threading.main_thread():
-        return
-    _own_session_server().start()  # a no-op once running
-
-
-def _own_session_server():
-    import subprocess
-    import sys
-
-    import prefect
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import get_current_settings
-
-    class OwnSessionServer(SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen:
-            # SubprocessASGIServer's own command and environment (Prefect 3.8), plus the session
-            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                   "PREFECT__SERVER_FINAL": "1",
-                   **get_current_settings().to_environment_variables(exclude_unset=True)}
-            argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-                    "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--log-level", "error", "--lifespan", "on"]
-            # TERM, not KILL: uvicorn closes its database cleanly
-            return subprocess.Popen(ffmpeg.dies_with_caller(argv, "TERM"), env=env, start_new_session=True)
-
-    return OwnSessionServer()
-
-
-@contextlib.contextmanager
-def heartbeats_off(when: bool = True) -> Iterator[None]:
-    """Flow runs started inside this block send no heartbeats (if ``when``).
-
-    A heartbeat tells a Prefect server that the process running a flow is alive, so it can mark
-    the run crashed when it dies. Prefect 3.8 ends each heartbeat thread by joining it while it
-    sleeps in 1 s steps: every flow run pays up to a second at its end, 3-4 s of a build that has
-    nothing to render. A subflow runs in its parent's process, so the parent's heartbeat already
-    says whether it lives; and with the ephemeral server, which dies with the process, nobody is
-    left to read one at all.
-    """
-    if not when:
-        yield
-        return
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 @contextlib.contextmanager
@@ -262,7 +188,7 @@ def _check_workers(client, address: str, cache_root: str | os.PathLike | None) -
             problems.append(f"worker {worker} has no ffmpeg on its PATH: install it (./run.sh setup)")
         if not view["cache"]:
             problems.append(f"worker {worker} cannot read the cache folder {root}: mount the same shared "
-                            f"folder at the same path on every machine (see README, several machines)")
+                            f"folder at the same path on every machine (see docs/machines.md)")
     if problems:
         raise UserError([f"--dask {address}: {p}" for p in problems])
     return [view["host"] for view in seen.values()]
@@ -422,87 +348,3 @@ RETRY: dict[str, Any] = {
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_condition,
 }
-
-
-# --- resuming after a kill ----------------------------------------------------------------------
-
-def _part_stem(path: Path) -> str:
-    """What ``render.core.cache.atomic_path`` names its temporary files for ``path``: ``.<stem>.*<suffix>.part``."""
-    return f".{path.stem}."
-
-
-def _is_leftover(name: str) -> bool:
-    return name.startswith(".") and (name.endswith(".part") or ".old-" in name)
-
-
-def _last_touched(path: Path) -> float:
-    """Newest mtime of ``path`` and, for a folder, of what is directly in it (ffmpeg writes there)."""
-    newest = path.lstat().st_mtime
-    if path.is_dir() and not path.is_symlink():
-        with os.scandir(path) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
-    return newest
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def sweep_stale(cache_root: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove what interrupted writes left in the cache (``.*.part`` temporaries, ``.*.old-*``
-    folders) once untouched for ``older_than_s``; returns what was removed.
-
-    Younger leftovers may belong to a live build on this or another machine, so they stay. They
-    are harmless either way: hidden names that no reader looks up, and a rerun renders into a
-    fresh temporary of its own.
-    """
-    now, removed = time.time(), []
-    for folder, dirs, files in os.walk(cache_root):
-        for name in [d for d in dirs if _is_leftover(d)] + [f for f in files if _is_leftover(f)]:
-            path = Path(folder) / name
-            with contextlib.suppress(OSError):
-                if now - _last_touched(path) > older_than_s:
-                    _remove(path)
-                    removed.append(path)
-        dirs[:] = [d for d in dirs if not _is_leftover(d)]
-    return removed
-
-
-@contextlib.contextmanager
-def output_lock(out_file: str | os.PathLike, cache_root: str | os.PathLike | None = None) -> Iterator[None]:
-    """Hold ``out_file``'s folder for one build, and clear what a killed build left there.
-
-    Under the lock no other live build can be writing ``out_file``, so every temporary of it is a
-    dead build's and goes at once; other ``.part`` files in the folder (reports written in
-    milliseconds) go once a minute old. With ``cache_root`` the cache is swept too (``sweep_stale``).
-    """
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out_file.with_name(f".{out_file.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise UserError(f"{out_file}: another build is writing it ({holder}); wait for it to finish "
-                            f"or build into another --out folder") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-        now, mine = time.time(), _part_stem(out_file)
-        for entry in out_file.parent.iterdir():
-            if not _is_leftover(entry.name):
-                continue
-            with contextlib.suppress(OSError):
-                if entry.name.startswith(mine) or now - _last_touched(entry) > STALE_SMALL_AFTER_S:
-                    _remove(entry)
-        if cache_root is not None:
-            sweep_stale(cache_root)
-        yield
-    finally:
-        os.close(fd)  # releases the lock; the (empty-able) lock file stays, hidden

@@ -98,9 +98,14 @@ class Published:
     uploaded: bool
 
 
+_SCHEME = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def is_uri(value: object) -> bool:
-    """True for an ``s3://`` URI (given as text; a Path is always local)."""
-    return isinstance(value, str) and value.strip().lower().startswith("s3://")
+    """True for a location in an object store, ``s3://bucket/prefix`` (given as text; a Path is
+    always local). Any ``scheme://`` counts, so that a store we cannot write (``gs://``) is refused
+    by ``parse_uri`` with a message, never taken for a local folder named ``gs:``."""
+    return isinstance(value, str) and bool(_SCHEME.match(value))
 
 
 def parse_uri(uri: str) -> S3Location:

@@ -186,7 +186,7 @@ def test_a_stop_ends_running_ffmpegs_at_once_and_starts_no_more(monkeypatch):
 
 def test_stale_leftovers_are_swept_and_fresh_ones_kept(tmp_path):
     """What a dead build leaves in the cache goes once untouched for an hour; a live one's stays."""
-    from flows.runners import STALE_AFTER_S, sweep_stale
+    from render.core.outputs import STALE_AFTER_S, sweep_stale
 
     cache = tmp_path / "cache"
     done = cache / "pieces" / "preview" / "ab" / "abcd"
@@ -213,8 +213,8 @@ def test_stale_leftovers_are_swept_and_fresh_ones_kept(tmp_path):
 def test_one_build_per_output_and_a_dead_builds_temporaries_go(tmp_path):
     """The lock around compose: a second build of the same output is a one-line error; under the lock a
     dead build's half-written episode goes at once, other temporaries once they are a minute old."""
-    from flows.runners import STALE_SMALL_AFTER_S, output_lock
     from render.core.errors import UserError
+    from render.core.outputs import STALE_SMALL_AFTER_S, output_lock
 
     folder = tmp_path / "out" / "spec" / "preview"
     folder.mkdir(parents=True)

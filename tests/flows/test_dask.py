@@ -280,7 +280,7 @@ def test_a_failing_ffmpeg_is_never_retried(prefect_harness, monkeypatch, tmp_pat
         calls.append(1)
         raise failed
 
-    monkeypatch.setattr(pipeline.compose, "render_piece", render)
+    monkeypatch.setattr(pipeline.store, "render_piece", render)
     assert RETRIES >= 2
     run_piece(pipeline, FfmpegError, tmp_path)
     assert len(calls) == 1
@@ -296,7 +296,7 @@ def test_transient_failures_are_retried_until_the_limit(prefect_harness, monkeyp
         calls.append(1)
         raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), "/mnt/cache/pieces")
 
-    monkeypatch.setattr(pipeline.compose, "render_piece", render)
+    monkeypatch.setattr(pipeline.store, "render_piece", render)
     run_piece(pipeline, OSError, tmp_path)
     assert len(calls) == 1 + RETRIES
 
@@ -313,7 +313,7 @@ def test_retries_stop_at_the_first_permanent_failure(prefect_harness, monkeypatc
         calls.append(1)
         raise failures[len(calls) - 1]
 
-    monkeypatch.setattr(pipeline.compose, "render_piece", render)
+    monkeypatch.setattr(pipeline.store, "render_piece", render)
     run_piece(pipeline, FfmpegError, tmp_path)
     assert len(calls) == 3
 
@@ -343,7 +343,7 @@ def test_a_transient_failure_that_outlasts_the_retries_says_run_again(monkeypatc
     def lost(args):
         raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 
-    monkeypatch.setattr(cli, "cmd_validate", lost)
+    monkeypatch.setattr(cli.validate, "run", lost)
     assert cli.main(["validate", "spec.yaml"]) == 4
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and "run the same command again" in said[0] and "ConnectionResetError" in said[0]
@@ -351,7 +351,7 @@ def test_a_transient_failure_that_outlasts_the_retries_says_run_again(monkeypatc
     def bug(args):
         raise KeyError("segments")
 
-    monkeypatch.setattr(cli, "cmd_validate", bug)
+    monkeypatch.setattr(cli.validate, "run", bug)
     with pytest.raises(KeyError):  # a programming error keeps its traceback
         cli.main(["validate", "spec.yaml"])
 

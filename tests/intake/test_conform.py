@@ -151,7 +151,7 @@ def ingested(tmp_path_factory, prefect_harness, cache_dir):
         files[f"media/{rid}.txt"] = root / f"{rid}.txt"
         rows.append({"record_id": rid, "file": f"media/{rid}.txt", "kind": "text", "title": "", "contributors": "ana"})
     folder = write_callout(root / "callout", rows, [("ana", "Ana Example", "")], files)
-    from flows.pipeline import ingest_flow
+    from flows.pipeline import intake_callout_flow as ingest_flow
 
     report, clips = ingest_flow(str(folder), "preview", str(cache_dir), str(root / "clips"))
     return report, {rid: Path(p) for rid, p in clips.items()}, cases, Cache(cache_dir)

@@ -95,7 +95,7 @@ def ingested(tmp_path_factory, prefect_harness, cache_dir, hostile):
                     "-t", "30", "-c", "copy", "-movflags", "+faststart", str(whole)], check=True)
     data = whole.read_bytes()
     (folder / "media" / "cut_short.mp4").write_bytes(data[: len(data) * 6 // 10])
-    from flows.pipeline import ingest_flow
+    from flows.pipeline import intake_callout_flow as ingest_flow
 
     report, clips = ingest_flow(str(folder), "preview", str(cache_dir), str(root / "clips"))
     return folder, report, clips
