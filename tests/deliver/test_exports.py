@@ -59,9 +59,9 @@ def exported(tmp_path_factory, prefect_harness, cache_dir):
 
     build = build_flow(str(spec), "preview", str(root / "out"), str(cache_dir))
     out = root / "export"
-    paths = {fmt: Path(export_flow()(str(spec), fmt, str(out), cache_root=str(cache_dir))) for fmt in FORMATS}
-    paths["original"] = Path(export_flow()(str(spec), "otio", str(root / "original"), media="original",
-                                           cache_root=str(cache_dir), start_frame=107892))
+    paths = {fmt: Path(export_flow(str(spec), fmt, str(out), cache_root=str(cache_dir))) for fmt in FORMATS}
+    paths["original"] = Path(export_flow(str(spec), "otio", str(root / "original"), media="original",
+                                         cache_root=str(cache_dir), start_frame=107892))
     return build, root / "out" / "spec" / "preview" / "episode.mp4", paths, root
 
 
