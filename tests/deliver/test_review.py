@@ -32,7 +32,7 @@ ROWS = [
 FILES = {"media/frog.mp4": "frog_toy_h264_aac_720x480_30fps.mp4",
          "media/bunny.webm": "bunny_vp8_vorbis_320x240_30fps.webm",
          "media/green.mp4": "greenscreen_man_h264_aac_1280x720_30fps.mp4", "media/photo.jpg": "elva_photo_3072x1780.jpg",
-         "media/piano.wav": "piano_music_pcm_s16_44k_stereo.wav", "media/broken.mp4": "phone_still_photo.heic"}
+         "media/piano.wav": "piano_music_pcm_s16_44k_stereo.wav", "media/broken.mp4": "README.md"}
 SPEC = """\
 title: "RE: Review"
 callout: callout

@@ -37,7 +37,7 @@ def rows():
         submission("T1", "text", "Note", "hana", text="One is the loneliest number."),
         submission("U1", "video", "Unreleased", "ivy", "chaplin_bw_film_h264_mp3_640x360_25fps.mp4", tags="one",
                    released="no"),
-        submission("B1", "video", "Broken", "kim", "phone_still_photo.heic", file="media/broken.mp4", tags="one"),
+        submission("B1", "video", "Broken", "kim", "README.md", file="media/broken.mp4", tags="one"),
         submission("E1", "video", "Escape", "kim", file="../outside.mp4"),
     ]
 
