@@ -9,9 +9,11 @@ cd "$(dirname "$0")"
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola libgl1 python3-venv)
+APT_PACKAGES+=(espeak-ng)  # speech with known words at known times, for the captions tests
 
 need_apt() {
   command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || return 0
+  command -v espeak-ng >/dev/null || return 0
   # captured first: under pipefail, `fc-list | grep -q` fails at random when grep exits early (SIGPIPE)
   local fonts libs
   fonts=$(fc-list 2>/dev/null || true); libs=$(ldconfig -p 2>/dev/null || true)

@@ -31,6 +31,7 @@ from render.core.house import HouseFormat
 from render.core.house import profile as house_profile
 from render.core.timebase import timecode, to_seconds
 from render.deliver import credits as credits_mod
+from render.deliver.captions import episode as captions_mod
 from render.deliver import ledger as ledger_mod
 from render.edit.plan import Analysis, plan, source_shot
 from render.edit.spec import check_against, load_spec
@@ -403,6 +404,8 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     with runners.output_lock(episode, root):  # one build per output; clears what a killed one left
         rendered, joined, qc_report = runners.using(compose_flow)(timeline, report.sources, profile, spec.fit, root,
                                                                   str(episode))
+        captions = captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, folder, cache,
+                                        Path(spec_path).parent / "transcripts", episode=episode)
     credits_mod.write(credits, folder)
     ledger = None
     if spec.pool_cents is not None:
@@ -411,6 +414,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
                          ledger.warnings if ledger else (), qc_report)
+    build["captions"] = captions
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     if publish_to:
         storage.publish_task(str(folder), publish_to)

@@ -63,6 +63,7 @@ def write_callout(folder: Path, rows: list[dict], contributors: list[tuple[str, 
     (folder / "callout.yaml").write_text(
         f"id: {callout_id}\ntitle: \"RE: Testing\"\nbrief: test call-out\nopened: 2026-01-01\nclosed: 2026-02-01\n")
     columns = ["record_id", "file", "kind", "title", "contributors", "remix_of", "tags", "text", "released"]
+    columns += [c for c in ("transcript",) if any(c in row for row in rows)]  # optional columns, when given
     with open(folder / "submissions.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, columns)
         w.writeheader()
