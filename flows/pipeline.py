@@ -31,8 +31,8 @@ from render.core.house import HouseFormat
 from render.core.house import profile as house_profile
 from render.core.timebase import timecode, to_seconds
 from render.deliver import credits as credits_mod
-from render.deliver.captions import episode as captions_mod
 from render.deliver import ledger as ledger_mod
+from render.deliver.captions import episode as captions_mod
 from render.edit.plan import Analysis, plan, source_shot
 from render.edit.spec import check_against, load_spec
 from render.edit.timeline import Timeline

@@ -17,7 +17,8 @@ from conftest import ffprobe, write_callout
 
 from render.callout.folder import load_callout
 from render.core.cache import Cache
-from render.deliver.captions import episode as captions, files, layout, transcripts
+from render.deliver.captions import episode as captions
+from render.deliver.captions import files, layout, transcripts
 from render.edit.timeline import Bed, Segment, Shot, Timeline
 from render.intake.records import intake_record
 
@@ -62,6 +63,7 @@ def talk(tmp_path_factory):
     media = root / "media"
     media.mkdir()
     onsets = speech_clip(media / "memo.wav")
+    speech_clip(media / "short.wav", SENTENCES[:1])  # recognised: kept short
     (root / "lyrics").mkdir()
     callout = write_callout(root / "callout", [
         {"record_id": "V1", "file": "m/memo.wav", "kind": "voice", "title": "Memo", "contributors": "ana",
@@ -73,7 +75,7 @@ def talk(tmp_path_factory):
         {"record_id": "V4", "file": "m/memo4.wav", "kind": "voice", "title": "Bad sidecar", "contributors": "ana",
          "transcript": "m/memo4.srt"},
     ], [("ana", "Ana", "MX")], {"m/memo.wav": media / "memo.wav", "m/memo2.wav": media / "memo.wav",
-                                "m/memo3.wav": media / "memo.wav", "m/memo4.wav": media / "memo.wav"})
+                                "m/memo3.wav": media / "short.wav", "m/memo4.wav": media / "short.wav"})
     # a timed sidecar, its times deliberately rough: alignment finds the words' real times
     (callout / "m" / "memo2.vtt").write_text("WEBVTT\n\n" + "".join(
         f"00:00:{2 * n + 1:02d}.000 --> 00:00:{2 * n + 3:02d}.000\n{s}\n\n" for n, s in enumerate(SENTENCES)))
@@ -147,7 +149,7 @@ def test_a_trim_cuts_the_captions_and_a_lower_third_raises_them(talk, tmp_path):
 
 
 def test_after_a_one_segment_edit_the_captions_follow_the_cut(talk, tmp_path):
-    co, sources, cache, onsets, _ = talk
+    co, sources, cache, _, _ = talk
     n = round(sources["V1"].duration_s * RATE)
     card = Shot("card", round(3 * RATE), text="Part two")
     before = Timeline("t", RATE, (Segment("a", "feature", 0, n, (Shot("audio", n, "V1"),)),))
@@ -179,9 +181,9 @@ def test_a_crossfade_does_not_double_and_a_bed_under_is_not_speech(talk, tmp_pat
 
 def test_a_timed_sidecar_aligns_and_bad_transcripts_warn(talk, tmp_path):
     co, sources, cache, onsets, _ = talk
-    n = round(sources["V1"].duration_s * RATE)
     segs, at = [], 0
     for rid in ("V2", "V3", "V4"):
+        n = round(sources[rid].duration_s * RATE)
         segs.append(Segment(rid, "feature", at, n, (Shot("audio", n, rid),)))
         at += n
     summary = captions.deliver(Timeline("t", RATE, tuple(segs)), sources, co, {}, tmp_path, cache)
@@ -215,14 +217,15 @@ def test_scc_starts_at_the_given_programme_timecode(talk, tmp_path):
 
 
 def test_rows_break_at_phrases_and_fit():
-    rows = layout.fit_rows("When the night came, we walked down to the river and sat".split(), ">> ")
-    assert rows == (">> When the night came,", "we walked down to the river and sat") or all(len(r) <= 32 for r in rows)
-    assert all(len(r) <= 32 for r in rows) and rows[0].startswith(">> ")
+    words = "When the night came, we walked to the river".split()  # noqa: SIM905
+    assert layout.fit_rows(words, ">> ") == (">> When the night came,", "we walked to the river")
+    words = "and then we walked down to the river where we sat".split()  # noqa: SIM905 - no phrase end: balanced
+    assert layout.fit_rows(words) == ("and then we walked down", "to the river where we sat")
     assert layout.fit_rows(["x" * 20] * 4) is None
 
 
 def test_a_transcripts_folder_beside_the_spec_wins(talk, tmp_path):
-    co, sources, cache, _, root = talk
+    co = talk[0]
     folder = tmp_path / "transcripts"
     folder.mkdir()
     (folder / "V3.txt").write_text("\n".join(SENTENCES) + "\n")
@@ -238,7 +241,7 @@ def _subtitle_starts(episode: Path) -> list[float]:
 
 
 def test_the_build_writes_captions_and_a_subtitle_track(talk, tmp_path, prefect_harness, cache_dir):
-    co, sources, cache, onsets, root = talk
+    co, onsets = talk[0], talk[3]
     spec = tmp_path / "spec.yaml"
     shutil.copytree(co.root, tmp_path / "callout")
     memo = "  - {id: memo, type: feature, record: V1, start: 0, max_seconds: %s, lower_third_seconds: 0}\n"
@@ -262,3 +265,26 @@ def test_the_build_writes_captions_and_a_subtitle_track(talk, tmp_path, prefect_
     assert edited["captions"]["subtitle_track_written"]
     assert abs(_subtitle_starts(folder / "episode.mp4")[0] - (90 / RATE + onsets[0])) < 0.25
     assert len([s for s in ffprobe(folder / "episode.mp4")["streams"] if s["codec_type"] == "subtitle"]) == 1
+
+
+def test_music_gets_a_music_caption_and_text_gets_none(tmp_path):
+    from conftest import corpus
+
+    callout = write_callout(tmp_path / "callout", [
+        {"record_id": "M1", "file": "m/fox.mp3", "kind": "music", "title": "Outfoxing", "contributors": "cy"},
+        {"record_id": "T1", "kind": "text", "title": "Words", "contributors": "cy", "text": "Shown, not spoken"},
+    ], [("cy", "Cy", "IR")], {"m/fox.mp3": corpus("outfoxing_the_fox_music_mp3_44k_stereo.mp3")})
+    cache = Cache(tmp_path / "cache")
+    co = load_callout(callout)
+    sources = {r.record_id: intake_record(co, r, cache) for r in co.records}
+    n = round(4 * RATE)
+    tl = Timeline("t", RATE, (Segment("a", "montage", 0, n, (Shot("text", n, "T1", text="Shown, not spoken"),),
+                                      bed=Bed("M1")),
+                              Segment("b", "feature", n, n, (Shot("audio", n, "M1"),))))
+    summary = captions.deliver(tl, sources, co, {}, tmp_path, cache)
+    cues = json.loads((tmp_path / "captions.json").read_text())["cues"]
+    assert [(c["lines"], c["how"], c["start_frame"]) for c in cues] == [
+        (["♪ Outfoxing ♪"], "music", 0), (["♪ Outfoxing ♪"], "music", n)]
+    assert summary["speech_seconds"] == {} and not summary["unreviewed"]
+    assert "♪ Outfoxing ♪" in (tmp_path / "captions.vtt").read_text()
+    assert "9137" in (tmp_path / "captions.scc").read_text()  # CEA-608's music note

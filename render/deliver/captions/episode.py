@@ -41,8 +41,8 @@ class Words:
 
 def _one(source: Source, callout: CallOut, audio: AudioAnalysis | None, cache: Cache,
          folder: Path | None) -> tuple[str, speech.Heard | None, str, list[str]]:
-    """One record's captions: (``heard``, ``sung`` or ``music`` or ``""`` for none, its words, where its
-    transcript came from, warnings)."""
+    """One record's captions: how it is captioned (``heard``, ``sung``, ``music``, or ``""``: not at all),
+    its words, where its transcript came from, and warnings."""
     rec = source.record
     rid = rec.record_id
     found, warn = transcripts.find(rec, callout, folder)
@@ -51,11 +51,13 @@ def _one(source: Source, callout: CallOut, audio: AudioAnalysis | None, cache: C
     try:
         if found is not None:
             got = speech.heard(source, list(found.tokens), cache)
+            if got.aligned_share < speech.MIN_ALIGNED_SHARE:
+                instead = ("captioned at its file's own times" if got.how == "timed" else "captioned as music"
+                           if is_music else "captioned from recognition (unreviewed)")
+                warn.append(f"{rid}: its transcript ({found.origin}) does not fit its sound: "
+                            f"{got.aligned_share:.0%} of its words aligned; {instead}")
             if got.how == "timed" or got.aligned_share >= speech.MIN_ALIGNED_SHARE:
                 return ("sung" if is_music else "heard"), got, found.origin, warn
-            warn.append(f"{rid}: its transcript ({found.origin}) does not fit its sound: {got.aligned_share:.0%} "
-                        f"of its words aligned; " + ("captioned as music" if is_music else
-                                                     "captioned from recognition (unreviewed)"))
         if is_music:
             return "music", None, "", warn
         if audio is not None and audio.content == "silence":
@@ -70,7 +72,7 @@ def find_words(timeline: Timeline, sources: Mapping[str, Source], callout: CallO
                audio: Mapping[str, AudioAnalysis], cache: Cache, folder: Path | None) -> Words:
     """The words (or music) of every record whose sound the Timeline plays."""
     heard, music, sung, origins, warnings = {}, {}, set(), {}, []
-    for rid in dict.fromkeys(h.record_id for h in layout.heard_at(timeline)):
+    for rid in dict.fromkeys(h.record_id for h in layout.sound_at(timeline)):
         source = sources.get(rid)
         if source is None or source.media is None or source.media.audio is None:
             continue
@@ -90,7 +92,7 @@ def find_words(timeline: Timeline, sources: Mapping[str, Source], callout: CallO
 def speech_ranges(timeline: Timeline, audio: Mapping[str, AudioAnalysis], words: Words) -> list[tuple[int, int]]:
     """Programme frames where the analysis heard speech in a record played as speech (not a bed under)."""
     out = []
-    for where in layout.heard_at(timeline):
+    for where in layout.sound_at(timeline):
         if where.under or where.record_id in words.music or where.record_id in words.sung:
             continue
         found = audio.get(where.record_id)

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from render.core import ffmpeg
 from render.core.cache import atomic_path, key_of, write_text_atomic
-from render.deliver.captions.layout import MIN_SECONDS, READING_CPS, ROW_CHARS, ROWS, Cue
+from render.deliver.captions.layout import MIN_SECONDS, READING_CPS, ROW_CHARS, ROWS, Cue, pauses
 from render.edit.timeline import Timeline
 
 PROGRAMME_START = "00:00:00;00"
-_TO_608 = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...", "\u00a0": " "})
+_TO_608 = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...",
+                         "\u00a0": " "})
 
 
 def dropframe_frames(tc: str) -> int:
@@ -46,9 +47,16 @@ def _microseconds(frame: int, rate: Fraction) -> int:
 
 def caption_set(cues: Sequence[Cue], rate: Fraction, offset_frames: int = 0, for_608: bool = False):
     """The cues as a pycaption CaptionSet (times from ``offset_frames``); ``for_608``: CEA-608 characters."""
-    from pycaption import Caption, CaptionList, CaptionNode, CaptionSet  # noqa: PLC0415 - only where captions are written
-    from pycaption.geometry import (Alignment, HorizontalAlignmentEnum, Layout, Point, Size, UnitEnum,  # noqa: PLC0415
-                                    VerticalAlignmentEnum)
+    from pycaption import Caption, CaptionList, CaptionNode, CaptionSet  # only where captions are written
+    from pycaption.geometry import (
+        Alignment,
+        HorizontalAlignmentEnum,
+        Layout,
+        Point,
+        Size,
+        UnitEnum,
+        VerticalAlignmentEnum,
+    )
 
     centre = Alignment(HorizontalAlignmentEnum.CENTER, VerticalAlignmentEnum.TOP)
     top = Layout(origin=Point(Size(10, UnitEnum.PERCENT), Size(5, UnitEnum.PERCENT)), alignment=centre,
@@ -69,7 +77,7 @@ def caption_set(cues: Sequence[Cue], rate: Fraction, offset_frames: int = 0, for
 
 def write(cues: Sequence[Cue], rate: Fraction, folder: Path, start_timecode: str = PROGRAMME_START) -> dict[str, Path]:
     """captions.scc (CEA-608 pop-on, drop-frame, from ``start_timecode``), captions.srt and captions.vtt."""
-    from pycaption import SCCWriter, SRTWriter, WebVTTWriter  # noqa: PLC0415
+    from pycaption import SCCWriter, SRTWriter, WebVTTWriter
 
     offset = dropframe_frames(start_timecode)
     files = {"scc": folder / "captions.scc", "srt": folder / "captions.srt", "vtt": folder / "captions.vtt"}
@@ -96,18 +104,9 @@ def qc(cues: Sequence[Cue], timeline: Timeline, speech: Sequence[tuple[int, int]
         return {"start": round(float(Fraction(c.start_frame) / rate), 3), "text": c.text}
 
     seconds = [Fraction(c.end_frame - c.start_frame) / rate for c in cues]
-    covered = sorted((c.start_frame, c.end_frame) for c in cues)
-    uncovered: list[dict] = []
-    for a, b in speech:
-        at_frame = a
-        for x, y in covered:
-            if y <= at_frame or x >= b:
-                continue
-            if x - at_frame > 2 * rate:
-                uncovered.append({"start": round(float(at_frame / rate), 3), "seconds": round(float((x - at_frame) / rate), 2)})
-            at_frame = max(at_frame, y)
-        if b - at_frame > 2 * rate:
-            uncovered.append({"start": round(float(at_frame / rate), 3), "seconds": round(float((b - at_frame) / rate), 2)})
+    covered = [(c.start_frame, c.end_frame) for c in cues]
+    uncovered = [{"start": round(float(a / rate), 3), "seconds": round(float((b - a) / rate), 2)}
+                 for x, y in speech for a, b in pauses(covered, x, y, int(2 * rate) + 1)]
     return [
         _check("row_characters", ROW_CHARS, [at(c) for c in cues if any(len(r) > ROW_CHARS for r in c.lines)]),
         _check("rows", ROWS, [at(c) for c in cues if len(c.lines) > ROWS]),

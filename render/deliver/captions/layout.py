@@ -55,7 +55,7 @@ class Cue:
 
 
 @dataclass(frozen=True, slots=True)
-class Heard_at:  # noqa: N801 - "where a record is heard", read as one name
+class SoundAt:
     """Where the Timeline plays a record's sound: programme frames [start, end), ``source_in_s`` at ``start``.
     ``under``: a bed mixed under the shots' own sound."""
 
@@ -66,19 +66,19 @@ class Heard_at:  # noqa: N801 - "where a record is heard", read as one name
     under: bool = False
 
 
-def heard_at(timeline: Timeline) -> list[Heard_at]:
+def sound_at(timeline: Timeline) -> list[SoundAt]:
     """Every stretch of the programme where a record's own sound plays, in programme order."""
-    out: list[Heard_at] = []
+    out: list[SoundAt] = []
     for seg in timeline.segments:
         bed = seg.bed
         if bed is not None and bed.mix == "replace":
-            out.append(Heard_at(bed.record_id, seg.start_frame, seg.end_frame, bed.source_in_s))
+            out.append(SoundAt(bed.record_id, seg.start_frame, seg.end_frame, bed.source_in_s))
             continue
         for shot, at in zip(seg.shots, seg.shot_starts()):
             if shot.record_id and shot.kind in SOUND_KINDS:
-                out.append(Heard_at(shot.record_id, at, at + shot.frames, shot.source_in_s))
+                out.append(SoundAt(shot.record_id, at, at + shot.frames, shot.source_in_s))
         if bed is not None:
-            out.append(Heard_at(bed.record_id, seg.start_frame, seg.end_frame, bed.source_in_s, under=True))
+            out.append(SoundAt(bed.record_id, seg.start_frame, seg.end_frame, bed.source_in_s, under=True))
     return out
 
 
@@ -92,7 +92,7 @@ class _Placed:
     sentence: bool   # a sentence ends after this word
 
 
-def _placed(where: Heard_at, heard: Heard, rate: Fraction) -> list[_Placed]:
+def _placed(where: SoundAt, heard: Heard, rate: Fraction) -> list[_Placed]:
     """The record's words that fall in what is heard, in programme frames."""
     first_ms = Fraction(where.source_in_s) * 1000
     last_ms = first_ms + Fraction(where.end - where.start) / rate * 1000
@@ -180,20 +180,21 @@ def _raised(cue: Cue, labels: list[tuple[int, int]]) -> Cue:
     return Cue(cue.start_frame, cue.end_frame, cue.lines, top, cue.how, cue.record_id, cue.speech_frames)
 
 
-def _music_cue(where: Heard_at, start: int, end: int, title: str) -> Cue:
-    rows = fit_rows(f"{NOTE} {title} {NOTE}".split()) or fit_rows(f"{NOTE} {title[:ROW_CHARS * 2 - 8]}... {NOTE}".split())
+def _music_cue(where: SoundAt, start: int, end: int, title: str) -> Cue:
+    rows = fit_rows(f"{NOTE} {title} {NOTE}".split())
+    rows = rows or fit_rows(f"{NOTE} {title[:ROW_CHARS * 2 - 8]}... {NOTE}".split())
     return Cue(start, end, rows or (f"{NOTE}{NOTE}",), False, "music", where.record_id)
 
 
-def _pauses(cues: list[Cue], start: int, end: int, least: int) -> list[tuple[int, int]]:
-    """Stretches of [start, end) of at least ``least`` frames that no caption covers."""
+def pauses(covered: list[tuple[int, int]], start: int, end: int, least: int) -> list[tuple[int, int]]:
+    """Stretches of [start, end) of at least ``least`` frames that no range in ``covered`` covers."""
     out, at = [], start
-    for c in sorted(cues, key=lambda c: c.start_frame):
-        if c.end_frame <= at or c.start_frame >= end:
+    for a, b in sorted(covered):
+        if b <= at or a >= end:
             continue
-        if c.start_frame - at >= least:
-            out.append((at, c.start_frame))
-        at = max(at, c.end_frame)
+        if a - at >= least:
+            out.append((at, a))
+        at = max(at, b)
     if end - at >= least:
         out.append((at, end))
     return out
@@ -204,7 +205,7 @@ def cues(timeline: Timeline, heard: Mapping[str, Heard], music: Mapping[str, str
     """The programme's captions: ``heard`` records' words laid out where the Timeline plays them,
     ``music`` records (id -> title) as ``♪ title ♪``; ``sung`` records' words (lyrics) carry ``♪``."""
     rate, raw, previous = timeline.rate, [], None
-    stretches = heard_at(timeline)
+    stretches = sound_at(timeline)
     for where in stretches:
         if where.under or where.record_id not in heard:
             if not where.under and where.record_id in music:
@@ -225,6 +226,7 @@ def cues(timeline: Timeline, heard: Mapping[str, Heard], music: Mapping[str, str
     for where in stretches:  # music under voices: captioned only where the voices pause
         if where.under and where.record_id in music:
             laid += [_music_cue(where, a, b, music[where.record_id])
-                     for a, b in _pauses(laid, where.start, where.end, to_frames(MUSIC_GAP_SECONDS, rate))]
+                     for a, b in pauses([(c.start_frame, c.end_frame) for c in laid], where.start, where.end,
+                                         to_frames(MUSIC_GAP_SECONDS, rate))]
     labels = _label_ranges(timeline)
     return tuple(_raised(c, labels) for c in sorted(laid, key=lambda c: c.start_frame))

@@ -54,7 +54,7 @@ def _error_line(text: str, message: str) -> int:
 def _timed(text: str, path: Path) -> list[Token]:
     """Tokens of an SRT or WebVTT file, each cue's words spread over the cue. Raises ValueError with
     ``path:line: why``."""
-    from pycaption import CaptionReadError, SRTReader, WebVTTReader  # noqa: PLC0415 - only for sidecars
+    from pycaption import CaptionReadError, SRTReader, WebVTTReader  # only for sidecars
 
     reader = WebVTTReader() if path.suffix.lower() == ".vtt" else SRTReader()
     try:
@@ -108,9 +108,10 @@ def find(record: Record, callout: CallOut, folder: Path | None) -> tuple[Transcr
     if value:
         path = _in_callout(callout, value)
         if path is None and "\n" not in value and value.lower().endswith(SIDECARS):
-            return None, (f"{where}: {record.record_id}: transcript file {value!r} is not in the call-out; "
-                          f"captioned from recognition",)
-        candidates.append(path) if path else None
+            why = f"{where}: {record.record_id}: transcript file {value!r} is not in the call-out; captioned without it"
+            return None, (why,)
+        if path is not None:
+            candidates.append(path)
     for path in candidates:
         if path.is_file():
             try:
