@@ -288,3 +288,31 @@ def test_music_gets_a_music_caption_and_text_gets_none(tmp_path):
     assert summary["speech_seconds"] == {} and not summary["unreviewed"]
     assert "♪ Outfoxing ♪" in (tmp_path / "captions.vtt").read_text()
     assert "9137" in (tmp_path / "captions.scc").read_text()  # CEA-608's music note
+
+
+def test_the_subtitle_track_is_added_by_stream_copy_keeping_chapters(tmp_path):
+    from conftest import lavfi
+
+    plain = lavfi(tmp_path / "plain.mp4", "testsrc2=s=320x240:r=30000/1001:d=4", "-f", "lavfi", "-i",
+                  "sine=d=4:r=48000", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac")
+    (tmp_path / "ch.txt").write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=2000\ntitle=One\n"
+                                     "[CHAPTER]\nTIMEBASE=1/1000\nSTART=2000\nEND=4000\ntitle=Two\n")
+    episode = tmp_path / "episode.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(plain), "-i", str(tmp_path / "ch.txt"), "-map", "0",
+                    "-map_chapters", "1", "-c", "copy", str(episode)], check=True)
+    srt = tmp_path / "captions.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nHello there\n\n")
+    assert files.add_subtitles(episode, srt) and not files.add_subtitles(episode, srt)
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nHello again\n\n")
+    assert files.add_subtitles(episode, srt)  # new words: the track is replaced, not added
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_chapters",
+                                       "-show_packets", "-select_streams", "s", str(episode)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert [s["codec_name"] for s in probe["streams"]] == ["mov_text"] and len(probe["chapters"]) == 2
+    assert probe["streams"][0]["tags"]["language"] == "eng"
+    assert float(probe["packets"][0]["pts_time"]) == 0 and float(probe["packets"][1]["pts_time"]) == 1.0
+    kinds = [s["codec_type"] for s in ffprobe(episode)["streams"]]
+    assert kinds.count("video") == 1 and kinds.count("audio") == 1 and kinds.count("data") <= 1
+    got = subprocess.run(["ffmpeg", "-v", "error", "-i", str(episode), "-map", "0:s", "-f", "srt", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "Hello again" in got and "Hello there" not in got

@@ -121,8 +121,9 @@ def qc(cues: Sequence[Cue], timeline: Timeline, speech: Sequence[tuple[int, int]
 
 
 def add_subtitles(episode: Path, subtitles: Path, language: str = "eng") -> bool:
-    """Put ``subtitles`` into the MP4 ``episode`` as its ``mov_text`` track (tagged ``language``), by
-    stream copy, replacing one it had. Atomic; does nothing (returns False) when the file already
+    """Put ``subtitles`` into the MP4 (or MOV) ``episode`` as its ``mov_text`` track (tagged ``language``), by
+    stream copy, replacing one it had (picture, sound and chapters are kept; a chapter track is not copied as
+    data). Atomic; does nothing (returns False) when the file already
     carries exactly these subtitles, as recorded in a sidecar after the last mux.
 
     The join reuses an unchanged episode by its recorded size; the mux changes the size, so the join's
@@ -140,9 +141,10 @@ def add_subtitles(episode: Path, subtitles: Path, language: str = "eng") -> bool
     before = stat.st_size
     with atomic_path(episode) as tmp:
         ffmpeg.run([ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", "-i", str(episode),
-                    "-i", str(subtitles), "-map", "0", "-map", "-0:s", "-map", "1:0", "-c", "copy", "-c:s", "mov_text",
+                    "-i", str(subtitles), "-map", "0:v", "-map", "0:a?", "-map", "1:0", "-c", "copy", "-c:s", "mov_text",
                     "-metadata:s:s:0", f"language={language}", "-metadata:s:s:0", "handler_name=Captions",
-                    "-movflags", "+faststart", "-f", "mp4", str(tmp)], timeout_s=600)
+                    "-movflags", "+faststart", "-f", "mov" if episode.suffix.lower() == ".mov" else "mp4", str(tmp)],
+                   timeout_s=600)
     join_record = episode.with_name(f".{episode.name}.key")
     try:
         record = json.loads(join_record.read_text())
