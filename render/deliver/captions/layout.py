@@ -16,7 +16,7 @@ where the speech leaves room; captions rise to the top rows while a lower third 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from render.core.timebase import to_frames
@@ -28,6 +28,7 @@ ROWS = 2
 MIN_SECONDS = Fraction(1)
 READING_CPS = 20
 LINGER_SECONDS = Fraction(3, 2)   # a caption stays this long past its last word, room allowing
+HOLD_MS = 1000                    # a pause this long always ends a caption
 MUSIC_GAP_SECONDS = Fraction(2)   # a bed under voices gets a music caption in pauses this long
 NOTE = "♪"
 TURN = ">> "
@@ -90,6 +91,7 @@ class _Placed:
     turn: bool
     boundary: bool   # a phrase ends after this word
     sentence: bool   # a sentence ends after this word
+    hold: bool = False  # the speaker stops for a second or more after it
 
 
 def _placed(where: SoundAt, heard: Heard, rate: Fraction) -> list[_Placed]:
@@ -103,9 +105,10 @@ def _placed(where: SoundAt, heard: Heard, rate: Fraction) -> list[_Placed]:
             continue
         a = where.start + to_frames((w.start_ms - first_ms) / 1000, rate)
         b = where.start + to_frames((w.end_ms - first_ms) / 1000, rate)
-        pause = i + 1 < len(words) and words[i + 1].start_ms - w.end_ms >= PAUSE_MS
+        pause_ms = words[i + 1].start_ms - w.end_ms if i + 1 < len(words) else 0
         out.append(_Placed(w.text, max(a, where.start), min(max(b, a + 1), where.end), w.turn,
-                           w.line_break or pause or w.text.endswith(_PHRASE_END), w.text.endswith(_SENTENCE_END)))
+                           w.line_break or pause_ms >= PAUSE_MS or w.text.endswith(_PHRASE_END),
+                           w.text.endswith(_SENTENCE_END), pause_ms >= HOLD_MS))
     return out
 
 
@@ -129,8 +132,9 @@ def fit_rows(words: list[str], first: str = "") -> tuple[str, ...] | None:
 
 def _chunks(placed: list[_Placed], prefix: str) -> list[list[_Placed]]:
     """Words grouped into captions: as many as fit, ended early at a sentence end or a phrase
-    boundary once the caption is more than half full, and moved back to the last phrase boundary
-    when a caption overflows."""
+    boundary once the caption is more than half full, and always before a pause of a second (a pop-on
+    caption shows all its words at once: words after a pause would be read before they are said);
+    moved back to the last phrase boundary when a caption overflows."""
     groups: list[list[_Placed]] = []
     cur: list[_Placed] = []
 
@@ -147,7 +151,7 @@ def _chunks(placed: list[_Placed], prefix: str) -> list[list[_Placed]]:
             cur = cur[cut:]
         cur.append(w)
         size = sum(len(x.text) + 1 for x in cur)
-        if w.sentence and size > ROW_CHARS or w.boundary and size > ROW_CHARS * 3 // 2:
+        if w.hold or w.sentence and size > ROW_CHARS or w.boundary and size > ROW_CHARS * 3 // 2:
             groups.append(cur)
             cur = []
     if cur:
@@ -170,14 +174,12 @@ def _timed(cues: list[Cue], timeline: Timeline) -> list[Cue]:
         want = max(c.end_frame, c.start_frame + to_frames(max(MIN_SECONDS, Fraction(len(c.text), READING_CPS)), rate))
         if c.how != "music":
             want = max(want, min(c.end_frame + to_frames(LINGER_SECONDS, rate), c.start_frame + 6 * round(rate)))
-        out.append(Cue(c.start_frame, max(c.start_frame + 1, min(want, limit)), c.lines, c.top, c.how,
-                       c.record_id, c.speech_frames))
+        out.append(replace(c, end_frame=max(c.start_frame + 1, min(want, limit))))
     return out
 
 
 def _raised(cue: Cue, labels: list[tuple[int, int]]) -> Cue:
-    top = any(a < cue.end_frame and cue.start_frame < b for a, b in labels)
-    return Cue(cue.start_frame, cue.end_frame, cue.lines, top, cue.how, cue.record_id, cue.speech_frames)
+    return replace(cue, top=any(a < cue.end_frame and cue.start_frame < b for a, b in labels))
 
 
 def _music_cue(where: SoundAt, start: int, end: int, title: str) -> Cue:
@@ -213,8 +215,7 @@ def cues(timeline: Timeline, heard: Mapping[str, Heard], music: Mapping[str, str
             continue
         placed = _placed(where, heard[where.record_id], rate)
         if placed and previous is not None and previous != where.record_id:
-            placed[0] = _Placed(placed[0].text, placed[0].start, placed[0].end, True, placed[0].boundary,
-                                placed[0].sentence)  # another voice: a change of speaker
+            placed[0] = replace(placed[0], turn=True)  # another voice: a change of speaker
         previous = where.record_id if placed else previous
         prefix = f"{NOTE} " if where.record_id in sung else ""
         for group in _chunks(placed, prefix):
