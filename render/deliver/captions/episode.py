@@ -129,8 +129,13 @@ def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
         "cues": [{"start_frame": c.start_frame, "end_frame": c.end_frame, "lines": list(c.lines), "top": c.top,
                   "how": c.how, "record": c.record_id} for c in cues],
     }
+    muxed = False
+    if episode is not None and cues:
+        try:
+            muxed = files.add_subtitles(episode, written["srt"])
+        except FfmpegError as exc:  # the episode stands without its subtitle track; the files are beside it
+            doc["warnings"].append(f"{episode}: the subtitle track could not be added ({exc.reason})")
     write_text_atomic(folder / "captions.json", json.dumps(doc, ensure_ascii=False, indent=2))
-    muxed = files.add_subtitles(episode, written["srt"]) if episode is not None and cues else False
     return {"files": doc["files"] + ["captions.json"], "speech_seconds": doc["speech_seconds"],
             "unreviewed": unreviewed, "captions": len(cues), "subtitle_track_written": muxed,
             "qc": {c["check"]: c["verdict"] for c in checks}, "warnings": doc["warnings"]}

@@ -118,6 +118,8 @@ def find(record: Record, callout: CallOut, folder: Path | None) -> tuple[Transcr
                 tokens = read_sidecar(path)
             except ValueError as exc:
                 return None, (f"{exc} ({record.record_id}: captioned without this transcript)",)
+            except OSError as exc:
+                return None, (f"{path}: unreadable ({exc.strerror or exc}); {record.record_id}: captioned without it",)
             return (Transcript(tuple(tokens), str(path)), ()) if tokens else (None, ())
     if value:
         return Transcript(tuple(_plain(value)), where), ()
