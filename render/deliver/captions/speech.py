@@ -20,7 +20,7 @@ from render.core import ffmpeg
 from render.core.cache import Cache, key_of
 from render.intake.records import Source
 
-SPEECH_VERSION = 1
+SPEECH_VERSION = 2  # 2: drafts capitalise I and each utterance's first word
 SAMPLE_RATE_HZ = 16_000  # the acoustic model's rate
 FRAME_MS = 10            # pocketsphinx's frame
 MIN_ALIGNED_SHARE = 0.5  # a transcript aligning fewer of its words than this does not fit its sound
@@ -189,9 +189,18 @@ def recognise(pcm: bytes) -> list[Word]:
         base = round(utt.start_time * 1000)
         said = [s for s in dec.seg() if s.word not in ("<s>", "</s>", "<sil>") and not s.word.startswith(("[", "+"))]
         for n, s in enumerate(said):
-            out.append(Word(re.sub(r"\(\d+\)$", "", s.word), base + s.start_frame * FRAME_MS,
+            out.append(Word(_draft_spelling(s.word, n == 0), base + s.start_frame * FRAME_MS,
                             base + (s.end_frame + 1) * FRAME_MS, True, False, n == len(said) - 1))
     return out
+
+
+def _draft_spelling(word: str, first: bool) -> str:
+    """A dictionary word as a caption shows it: no alternate-pronunciation mark (``the(2)``), ``I`` and
+    ``I'm`` capitalised, and the first word of an utterance too."""
+    word = re.sub(r"\(\d+\)$", "", word)
+    if word == "i" or word.startswith("i'"):
+        return "I" + word[1:]
+    return word[:1].upper() + word[1:] if first else word
 
 
 class _Reader:
