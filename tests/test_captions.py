@@ -125,7 +125,7 @@ def test_every_word_is_captioned_in_order_and_in_time(talk, tmp_path):
             assert starts and min(abs(s - onset) for s in starts) < 0.25, (name, sentence, starts, onset)
     # layout limits hold
     assert summary["qc"]["row_characters"] == "pass" and summary["qc"]["rows"] == "pass"
-    assert summary["qc"]["minimum_seconds"] == "pass"
+    assert summary["qc"]["minimum_seconds"] == "pass" and summary["qc"]["reading_cps"] == "pass"
     assert all(len(c["lines"]) <= 2 and all(len(r) <= 32 for r in c["lines"]) for c in doc["cues"])
     assert "00:00:0" in (tmp_path / "captions.scc").read_text().split("\n")[2]
 
@@ -253,6 +253,8 @@ def test_the_build_writes_captions_and_a_subtitle_track(talk, tmp_path, prefect_
     folder = tmp_path / "out" / "spec" / "preview"
     assert {"captions.scc", "captions.srt", "captions.vtt", "captions.json"} <= {p.name for p in folder.iterdir()}
     assert build["captions"]["speech_seconds"].get("transcript", 0) > 5
+    assert build["captions"]["qc"]["uncaptioned_speech_seconds"] == "pass"  # against the analysis' speech
+    assert build["captions"]["qc"]["caption_without_speech"] == "pass"
     subs = [s for s in ffprobe(folder / "episode.mp4")["streams"] if s["codec_type"] == "subtitle"]
     assert len(subs) == 1 and subs[0]["codec_name"] == "mov_text" and subs[0]["tags"]["language"] == "eng"
     first = _subtitle_starts(folder / "episode.mp4")[0]
@@ -316,3 +318,25 @@ def test_the_subtitle_track_is_added_by_stream_copy_keeping_chapters(tmp_path):
     got = subprocess.run(["ffmpeg", "-v", "error", "-i", str(episode), "-map", "0:s", "-f", "srt", "-"],
                          capture_output=True, text=True, check=True).stdout
     assert "Hello again" in got and "Hello there" not in got
+
+
+def test_only_a_changed_transcript_is_aligned_again(talk, tmp_path, monkeypatch):
+    from render.deliver.captions import speech
+
+    co, sources, cache, _, _ = talk
+    n = round(sources["V1"].duration_s * RATE)
+    tl = Timeline("t", RATE, (Segment("a", "feature", 0, n, (Shot("audio", n, "V1"),)),
+                              Segment("b", "feature", n, n, (Shot("audio", n, "V2"),))))
+    captions.deliver(tl, sources, co, {}, tmp_path, cache)  # whatever earlier tests left, now all cached
+    aligned, align = [], speech.align
+    monkeypatch.setattr(speech, "align", lambda pcm, tokens: aligned.append(tokens[0].text) or align(pcm, tokens))
+    monkeypatch.setattr(speech, "recognise", lambda pcm: pytest.fail("nothing is recognised here"))
+    captions.deliver(tl, sources, co, {}, tmp_path, cache)
+    assert aligned == []  # nothing changed: nothing aligned
+    folder = tmp_path / "transcripts"
+    folder.mkdir()
+    (folder / "V2.txt").write_text(" ".join(SENTENCES).replace("The quick", "A quick"))
+    captions.deliver(tl, sources, co, {}, tmp_path, cache, folder)
+    assert aligned == ["A"]  # only the record whose words changed
+    cues = json.loads((tmp_path / "captions.json").read_text())["cues"]
+    assert [c["lines"][0].split()[:2] for c in cues if c["record"] == "V2"][0] == [">>", "A"]
