@@ -339,4 +339,4 @@ def test_only_a_changed_transcript_is_aligned_again(talk, tmp_path, monkeypatch)
     captions.deliver(tl, sources, co, {}, tmp_path, cache, folder)
     assert aligned == ["A"]  # only the record whose words changed
     cues = json.loads((tmp_path / "captions.json").read_text())["cues"]
-    assert [c["lines"][0].split()[:2] for c in cues if c["record"] == "V2"][0] == [">>", "A"]
+    assert next(c["lines"][0].split()[:2] for c in cues if c["record"] == "V2") == [">>", "A"]
