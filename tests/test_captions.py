@@ -340,3 +340,7 @@ def test_only_a_changed_transcript_is_aligned_again(talk, tmp_path, monkeypatch)
     assert aligned == ["A"]  # only the record whose words changed
     cues = json.loads((tmp_path / "captions.json").read_text())["cues"]
     assert next(c["lines"][0].split()[:2] for c in cues if c["record"] == "V2") == [">>", "A"]
+
+
+def test_scc_text_is_in_cea_608_characters():
+    assert files.to_608("“Café” — it’s 1…  ♪ 日本 😀 ok") == '"Café" -- it\'s 1... ♪ ok'

@@ -6,7 +6,7 @@ drop-frame timecode and starts loading each caption early by the time its code w
 it appears on its frame; it places a caption by its layout's vertical origin (row 1 at 5 %). Two
 things are done here, once: times are handed to it in whole microseconds rounded *up* (it floors
 microseconds to frames, and a time rounded down lands a frame early), and text is reduced to the
-CEA-608 character set (it writes any other character as a pound sign).
+CEA-608 character set (``to_608``: it writes any other character as a pound sign).
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def dropframe_frames(tc: str) -> int:
     return (3600 * h + 60 * m + s) * 30 + f - 2 * (minutes - minutes // 10)
 
 
+def to_608(text: str) -> str:
+    """``text`` in CEA-608's characters: typographic quotes, dashes and ellipses as their ASCII forms, any
+    other character 608 cannot show left out (pycaption would write a pound sign in its place)."""
+    from pycaption.scc.constants import CHARACTER_TO_CODE, SPECIAL_OR_EXTENDED_CHAR_TO_CODE
+
+    text = text.translate(_TO_608)
+    return " ".join("".join(ch for ch in text if ch in CHARACTER_TO_CODE or ch in SPECIAL_OR_EXTENDED_CHAR_TO_CODE)
+                    .split())
+
+
 def _microseconds(frame: int, rate: Fraction) -> int:
     return math.ceil(Fraction(frame) / rate * 1_000_000)
 
@@ -68,7 +78,7 @@ def caption_set(cues: Sequence[Cue], rate: Fraction, offset_frames: int = 0, for
         for n, line in enumerate(c.lines):
             if n:
                 nodes.append(CaptionNode.create_break())
-            nodes.append(CaptionNode.create_text(line.translate(_TO_608) if for_608 else line))
+            nodes.append(CaptionNode.create_text(to_608(line) if for_608 else line))
         out.append(Caption(_microseconds(c.start_frame + offset_frames, rate),
                            _microseconds(c.end_frame + offset_frames, rate), nodes,
                            layout_info=top if c.top else bottom))
