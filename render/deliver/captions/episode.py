@@ -20,7 +20,7 @@ from render.analysis.audio import AudioAnalysis
 from render.callout.folder import CallOut
 from render.core.cache import Cache, write_text_atomic
 from render.core.errors import FfmpegError
-from render.core.timebase import to_frames
+from render.core.timebase import timecode, to_frames
 from render.deliver.captions import files, layout, speech, transcripts
 from render.edit.timeline import Timeline
 from render.intake.records import Source
@@ -126,8 +126,9 @@ def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
                           **({"transcript": words.origins[rid]} if rid in words.origins else {})}
                     for rid, h in sorted(words.heard.items())} | {rid: {"how": "music"} for rid in sorted(words.music)},
         "unreviewed": unreviewed, "captions": len(cues), "qc": checks, "warnings": list(words.warnings),
-        "cues": [{"start_frame": c.start_frame, "end_frame": c.end_frame, "lines": list(c.lines), "top": c.top,
-                  "how": c.how, "record": c.record_id} for c in cues],
+        "cues": [{"start": timecode(c.start_frame, timeline.rate), "start_frame": c.start_frame,
+                  "end_frame": c.end_frame, "lines": list(c.lines), "top": c.top, "how": c.how, "record": c.record_id}
+                 for c in cues],
     }
     muxed = False
     if episode is not None and cues:
