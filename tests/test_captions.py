@@ -292,6 +292,32 @@ def test_music_gets_a_music_caption_and_text_gets_none(tmp_path):
     assert "9137" in (tmp_path / "captions.scc").read_text()  # CEA-608's music note
 
 
+
+def test_a_bed_under_a_voice_is_captioned_only_where_the_voice_pauses(tmp_path):
+    from conftest import corpus
+
+    speech_clip(tmp_path / "one.wav", SENTENCES[:1])
+    callout = write_callout(tmp_path / "callout", [
+        {"record_id": "M1", "file": "m/fox.mp3", "kind": "music", "title": "Outfoxing", "contributors": "cy"},
+        {"record_id": "V1", "file": "m/one.wav", "kind": "voice", "title": "One", "contributors": "cy",
+         "transcript": SENTENCES[0]},
+    ], [("cy", "Cy", "IR")], {"m/fox.mp3": corpus("outfoxing_the_fox_music_mp3_44k_stereo.mp3"),
+                              "m/one.wav": tmp_path / "one.wav"})
+    cache = Cache(tmp_path / "cache")
+    co = load_callout(callout)
+    sources = {r.record_id: intake_record(co, r, cache) for r in co.records}
+    voice, still = round(sources["V1"].duration_s * RATE), round(6 * RATE)
+    tl = Timeline("t", RATE, (Segment("a", "montage", 0, voice + still,
+                                      (Shot("audio", voice, "V1"), Shot("image", still, "M1")),
+                                      bed=Bed("M1", mix="under")),))
+    captions.deliver(tl, sources, co, {}, tmp_path, cache)
+    cues = json.loads((tmp_path / "captions.json").read_text())["cues"]
+    assert [c["how"] for c in cues] == ["transcript", "music"]
+    speech_end = max(c["end_frame"] for c in cues if c["how"] != "music")
+    assert cues[-1]["start_frame"] == speech_end and cues[-1]["end_frame"] == voice + still
+    assert cues[-1]["lines"] == ["♪ Outfoxing ♪"]
+
+
 def test_the_subtitle_track_is_added_by_stream_copy_keeping_chapters(tmp_path):
     from conftest import lavfi
 
