@@ -10,9 +10,9 @@ export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 APT_PACKAGES=(ffmpeg fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-symbola libgl1 python3-venv)
 # chromium: the review page's browser tests (Playwright drives it); melt: renders an MLT export headless,
-# the independent check of `remixtv export`
-APT_PACKAGES+=(chromium melt)
-COMMANDS=(ffmpeg ffprobe chromium melt)
+# the independent check of `remixtv export`; espeak-ng: speech with known words, for the captions tests
+APT_PACKAGES+=(chromium melt espeak-ng)
+COMMANDS=(ffmpeg ffprobe chromium melt espeak-ng)
 
 need_apt() {
   local c

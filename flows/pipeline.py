@@ -1,6 +1,6 @@
 """The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
 
-    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> deliver -> publish
+    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> captions -> deliver -> publish
 
 and each step is a task or a subflow of its own in Prefect's UI.
 
@@ -34,6 +34,7 @@ from render.core.timebase import to_seconds
 from render.deliver import crediting
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
+from render.deliver.captions import episode as captions_mod
 from render.deliver.reports import build_report
 from render.deliver.review import write_review
 from render.edit.plan import Analysis, plan, source_shot
@@ -183,7 +184,7 @@ def credits_task(spec: EpisodeSpec, timeline: Timeline, callout: CallOut) -> tup
     return crediting.credit(spec, timeline, callout)
 
 
-def plan_episode(spec: EpisodeSpec, cache_root: str) -> tuple[IntakeReport, Timeline, credits_mod.Credits]:
+def plan_episode(spec: EpisodeSpec, cache_root: str) -> tuple[IntakeReport, Analysis, Timeline, credits_mod.Credits]:
     """Stage, intake, analyse, plan and credit ``spec``: the cut a build renders and an export hands
     to an NLE. Called inside a flow, each step is its own task or subflow."""
     callout_dir = _stage(str(spec.callout), cache_root)
@@ -192,7 +193,7 @@ def plan_episode(spec: EpisodeSpec, cache_root: str) -> tuple[IntakeReport, Time
     analysis, report = runners.using(analyze_flow)(report, cache_root)
     timeline = plan_task(_arg(spec), _arg(report), _arg(analysis))
     credits, timeline = credits_task(_arg(spec), _arg(timeline), _arg(report.callout))
-    return report, timeline, credits
+    return report, analysis, timeline, credits
 
 
 def _stage(callout: str, cache_root: str) -> str:
@@ -279,12 +280,24 @@ def master_flow(timeline: Timeline, rendered: list[store.RenderedPiece], sources
     return joined, qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
 
 
+# --- captions: every spoken word, timed to the programme -----------------------------------------
+
+@task(name="captions", cache_policy=NO_CACHE)
+def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, analysis: Analysis, episode: str,
+                  cache_root: str) -> dict:
+    """captions.scc/.srt/.vtt/.json beside the episode and its ``mov_text`` track; transcripts come from
+    the call-out or from ``transcripts/`` beside the spec (an editor's corrections), else recognition."""
+    out = Path(episode)
+    return captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, out.parent,
+                                Cache(Path(cache_root)), Path(spec_path).parent / "transcripts", episode=out)
+
+
 # --- deliver: the files beside the episode --------------------------------------------------------
 
 @task(name="deliver", cache_policy=NO_CACHE)
 def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, timeline: Timeline,
                  report: IntakeReport, credits: credits_mod.Credits, rendered: list[store.RenderedPiece],
-                 joined: programme.Joined, qc_report: dict, seconds: float, cache_root: str) -> dict:
+                 joined: programme.Joined, qc_report: dict, captions: dict, seconds: float, cache_root: str) -> dict:
     """Credits, the ledger (when the spec sets a pool), intake.json, build.json and the review page
     beside the episode; returns build.json's content."""
     out = Path(folder)
@@ -297,6 +310,7 @@ def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, t
     write_text_atomic(out / "intake.json", json.dumps(intake, ensure_ascii=False, indent=2))
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, seconds,
                          tuple(ledger.warnings) if ledger else (), qc_report)
+    build["captions"] = captions
     write_text_atomic(out / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     try:  # the page is for people; a fault in drawing it must not hold back the episode or its publishing
         write_review(out, Cache(Path(cache_root)), timeline, rendered, report.callout)
@@ -370,14 +384,15 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
     root = str(Cache(Path(cache_root) if cache_root else None).root)
-    report, timeline, credits = plan_episode(spec, root)                   # stage, intake, analyse, plan, credits
+    report, analysis, timeline, credits = plan_episode(spec, root)        # stage, intake, analyse, plan, credits
     folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
     episode = str(folder / "episode.mp4")
     with output_lock(Path(episode), root):  # one build per output; clears what a killed one left
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
         joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode)  # master
+        captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), episode, root)  # captions
     build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),
-                         _arg(rendered), joined, qc_report, time.monotonic() - started, root)  # deliver
+                         _arg(rendered), joined, qc_report, captions, time.monotonic() - started, root)  # deliver
     if publish_to:
         storage.publish_task(str(folder), publish_to)                                       # publish
     return build

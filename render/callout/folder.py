@@ -52,6 +52,7 @@ class Record:
     text: str
     released: bool
     line: int  # where the row starts in submissions.csv
+    transcript: str = ""  # optional column: the words spoken (or sung), inline or a .txt/.srt/.vtt in the call-out
 
 
 @dataclass(frozen=True)
@@ -221,5 +222,5 @@ def _record(row: dict[str, str], where: str, line: int, by_id: Mapping[str, Reco
     return Record(
         record_id=rid, file=file, kind=kind, title=row["title"].strip() or rid, credits=tuple(credits),
         remix_of=_split(row["remix_of"]), tags=tuple(t.lower() for t in _split(row["tags"])),
-        text=row["text"], released=released == "yes", line=line,
+        text=row["text"], released=released == "yes", line=line, transcript=row.get("transcript", ""),
     )

@@ -30,11 +30,12 @@ def write_callout(folder: Path, rows: list[dict], contributors: list[tuple[str, 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "callout.yaml").write_text(
         f"id: {callout_id}\ntitle: \"RE: Testing\"\nbrief: test call-out\nopened: 2026-01-01\nclosed: 2026-02-01\n")
+    columns = COLUMNS + [c for c in ("transcript",) if any(c in row for row in rows)]  # optional, when given
     with open(folder / "submissions.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, COLUMNS)
+        w = csv.DictWriter(f, columns)
         w.writeheader()
         for row in rows:
-            w.writerow({c: row.get(c, "yes" if c == "released" else "") for c in COLUMNS})
+            w.writerow({c: row.get(c, "yes" if c == "released" else "") for c in columns})
     with open(folder / "contributors.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["username", "credit_name", "country"])
