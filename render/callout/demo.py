@@ -27,8 +27,9 @@ from render.callout.folder import CONTRIBUTOR_COLUMNS, SUBMISSION_COLUMNS
 from render.core import ffmpeg
 
 #: Bump whenever the output changes, so folders made by an older generator are rebuilt.
-GENERATOR_VERSION = 4  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too;
-# 4: the same seed makes the same bytes (washes' colours were random, containers carried random ids)
+GENERATOR_VERSION = 5  # 2: test-chart uploads move (QC flagged them as frozen pictures); 3: colour washes too;
+# 4: the same seed makes the same bytes (washes' colours were random, containers carried random ids);
+# 5: voice memos come with the words their speakers typed (the optional transcript column)
 
 _FONTS = Path(__file__).resolve().parents[2] / "assets" / "fonts"
 _FONT = _FONTS / "DejaVuSans.ttf"
@@ -205,6 +206,7 @@ class _Record:
     text: str = ""
     released: bool = True
     broken: str = ""  # how the upload is damaged: truncated, noise, empty, mislabelled
+    transcript: str = ""  # the words a voice memo says, as its speaker typed them into the form
 
     @property
     def rid(self) -> str:
@@ -212,7 +214,7 @@ class _Record:
 
     def row(self) -> list[str]:
         return [self.rid, self.file, self.kind, self.title, ";".join(self.credits), ";".join(self.remix_of),
-                ";".join(self.tags), self.text, "yes" if self.released else "no"]
+                ";".join(self.tags), self.text, "yes" if self.released else "no", self.transcript]
 
 
 @dataclass(frozen=True)
@@ -632,6 +634,9 @@ def _plan_sounds(rng: random.Random, records: list[_Record]) -> dict[str, _Job]:
         else:
             record.tags.append("voice")
             speech = _speech(rng, rng.uniform(4, 17))
+            # voice memos come with their words (the form asks for them); videos with speech do not, so
+            # a build of the demo captions both ways: aligned transcripts, and recognition's drafts
+            record.transcript = speech
             noise_seed = rng.randrange(1, 2**31) if rng.random() < 0.4 else 0
             channels = rng.choices((1, 2), (75, 25))[0]
             jobs[record.rid] = _Job(0.3, partial(_make_voice, speech, rng.choice(_VOICES), noise_seed, rate, channels,
@@ -690,7 +695,7 @@ def _is_complete(dest: Path, seed: int) -> bool:
 
 
 def _tables(people: list[tuple[str, str, str]], records: list[_Record]) -> dict[str, list[list[str]]]:
-    return {"submissions.csv": [list(SUBMISSION_COLUMNS), *(r.row() for r in records)],
+    return {"submissions.csv": [[*SUBMISSION_COLUMNS, "transcript"], *(r.row() for r in records)],
             "contributors.csv": [list(CONTRIBUTOR_COLUMNS), *map(list, people)]}
 
 

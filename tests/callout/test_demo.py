@@ -99,7 +99,7 @@ def test_folder_layout(demo, records):
     assert list(meta) == ["id", "title", "brief", "opened", "closed"]
     assert meta["id"] == "demo" and meta["title"] == "RE: The Number One"
     with open(demo.root / "submissions.csv", encoding="utf-8", newline="") as f:
-        assert next(csv.reader(f)) == list(SUBMISSION_COLUMNS)
+        assert next(csv.reader(f)) == [*SUBMISSION_COLUMNS, "transcript"]
     with open(demo.root / "contributors.csv", encoding="utf-8", newline="") as f:
         assert next(csv.reader(f)) == list(CONTRIBUTOR_COLUMNS)
     assert (demo.root / ".complete").is_file()
