@@ -12,7 +12,7 @@ from render.deliver.credits import Credits
 from render.edit.plan import Analysis
 from render.edit.timeline import Timeline
 from render.intake.report import IntakeReport
-from render.master import level, qc
+from render.master import chapters, qc
 
 if TYPE_CHECKING:  # only read here (attributes), so the reports do not pin where the renderer keeps them
     from render.compose.pieces import Joined, RenderedPiece
@@ -38,8 +38,8 @@ def build_report(spec_path: str, profile: str, timeline: Timeline, report: Intak
                    "cached": sum(p.cached for p in rendered),
                    "rendered_segments": list(dict.fromkeys(p.segment_id for p in rendered if not p.cached))},
         "episode_rewritten": joined.rewritten,
-        "act_breaks": level.act_breaks(timeline),
-        "chapters": [c.to_json(timeline.rate) for c in level.chapters(timeline)],
+        "act_breaks": chapters.act_breaks(timeline),
+        "chapters": [c.to_json(timeline.rate) for c in chapters.chapters(timeline)],
         "loudness": joined.loudness,
         "sound_encode": joined.sound_encode,
         "qc": qc.summary(qc_report) if qc_report else None,

@@ -20,7 +20,7 @@ from render.analysis.audio import AudioAnalysis
 from render.callout.folder import CallOut
 from render.core.cache import Cache, write_text_atomic
 from render.core.errors import FfmpegError
-from render.core.timebase import timecode, to_frames
+from render.core.timebase import AUDIO_RATE_HZ, timecode, to_frames
 from render.deliver.captions import files, layout, speech, transcripts
 from render.edit.timeline import Timeline
 from render.intake.records import Source
@@ -97,7 +97,7 @@ def speech_ranges(timeline: Timeline, audio: Mapping[str, AudioAnalysis], words:
             continue
         found = audio.get(where.record_id)
         for span in found.speech if found else ():
-            a_s, b_s = span.seconds
+            a_s, b_s = span.seconds(AUDIO_RATE_HZ)
             a = where.start + to_frames(Fraction(a_s) - where.source_in_s, timeline.rate)
             b = where.start + to_frames(Fraction(b_s) - where.source_in_s, timeline.rate)
             if max(a, where.start) < min(b, where.end):
