@@ -335,6 +335,14 @@ def _read(folder: Path, name: str) -> dict:
         return {}
 
 
+def _captions_b64(folder: Path) -> str | None:
+    """The episode's captions.vtt for the player, inlined as the chapters are; None when there is none."""
+    try:
+        return base64.b64encode((folder / "captions.vtt").read_bytes()).decode()
+    except OSError:
+        return None
+
+
 def chapters_vtt(chapters: Sequence[dict], rate: Fraction) -> str:
     """A WebVTT chapters track from build.json's chapters (exact frames, written to the millisecond)."""
     out = ["WEBVTT", ""]
@@ -454,7 +462,8 @@ def write_review(folder: Path, cache: Cache, timeline: Timeline, rendered: Seque
                 for r in callout.records},
         ledger=ledger, intake=intake, first_shot=first_shot, first_bed=first_bed, warnings=build.get("warnings", ()),
         changes=changes(previous, now) if previous else None, built=now["built"],
-        chapters_b64=base64.b64encode(vtt.encode()).decode(), colours=SEGMENT_COLOURS,
+        chapters_b64=base64.b64encode(vtt.encode()).decode(), captions_b64=_captions_b64(folder),
+        colours=SEGMENT_COLOURS,
         tc=lambda f: timecode(f, rate), secs=lambda f: _seconds(f, rate),
         target=TARGET_LUFS, ceiling=TRUE_PEAK_DBTP, tolerance=TOLERANCE_LU)
     write_text_atomic(review / "index.html", html)

@@ -129,6 +129,15 @@ def test_page_loads_alone_and_plays_the_episode(page, built):
     assert [text for _, text in cues] == [c["title"] for c in build["chapters"]] == ["open", "photo"]
     assert cues[1][0] == pytest.approx(build["act_breaks"][0]["end_frame"] * 1001 / 30000, abs=1e-3)
     assert (folder / "review" / "chapters.vtt").read_text().startswith("WEBVTT")
+    # the episode's closed captions, as a track the player can turn on: every cue of captions.vtt
+    captions = page.evaluate("""() => new Promise(done => {
+        const t = [...document.getElementById('player').textTracks].find(t => t.kind === 'captions');
+        if (!t) return done(null);
+        t.mode = 'hidden';
+        const read = () => t.cues && t.cues.length ? done([...t.cues].map(c => c.text)) : setTimeout(read, 50);
+        read(); })""")
+    written = (folder / "captions.vtt").read_text().split("\n\n")[1:]
+    assert captions is not None and len(captions) == len([c for c in written if "-->" in c]) > 0
 
 
 def test_clicking_a_shot_seeks_to_its_first_frame(page, built):
