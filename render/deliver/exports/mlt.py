@@ -47,7 +47,7 @@ def _fades(entry: ET.Element, clip: otio.schema.Clip, first: int, end: int, kind
         _prop(filt, "level", f"{ramp[0]}={a};{ramp[1]}={b}")
 
 
-class _Writer:
+class _Writer:  # one concept: the MLT document being built from one OTIO timeline; each method is short
     def __init__(self, house: HouseFormat):
         self.root = ET.Element("mlt", LC_NUMERIC="C", version="7.12.0", producer="main")
         rate = house.rate
