@@ -119,7 +119,7 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose: bool,
-           dask: str | None = None, variables: dict[str, str] | None = None) -> dict:
+           dask: str | None = None, variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
     from rich.console import Console
 
     from render.callout.folder import load_callout
@@ -129,6 +129,9 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
 
     # fail fast on spec mistakes (and a missing bucket) before Prefect starts (that costs seconds)
     loaded = load_spec(spec, variables)
+    from .pipeline import delivery_targets
+
+    delivery_targets(loaded, profile, deliver)
     out = str(out)
     if storage.is_uri(out):
         storage.check_destination(out)
@@ -153,7 +156,7 @@ def _build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose
         # no server configured: a temporary one lives and dies with this process (after --dask is
         # checked, which fails faster than the server starts)
         runners.local_api()
-        result = build_flow(str(spec), profile, out, cache, variables=variables)
+        result = build_flow(str(spec), profile, out, cache, variables=variables, deliver=deliver)
     folder = storage.join_uri(out, spec.stem, profile) if storage.is_uri(out) else Path(out) / spec.stem / profile
     console.print(f"[bold]{result['title']}[/]: {result['duration']} ({result['frames']} frames), "
                   f"{len(result['segments'])} segments, {len(result['records_used'])} records, "
@@ -184,7 +187,8 @@ def cmd_build(args) -> int:
     variables = _variables(args.var)
     if args.watch:
         return _watch(args, variables)
-    result = _build(Path(args.spec), args.profile, args.out, args.cache, args.verbose, args.dask, variables)
+    result = _build(Path(args.spec), args.profile, args.out, args.cache, args.verbose, args.dask, variables,
+                    args.deliver)
     if args.strict and not (result.get("qc") or {}).get("passed", False):
         return 3
     return 0
@@ -390,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strict", action="store_true", help="exit 3 when a QC limit fails (see qc.json)")
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set a spec variable ({{NAME}}); repeatable")
     p.add_argument("--watch", action="store_true", help="rebuild on every save of the spec and say what changed")
+    p.add_argument("--deliver", metavar="TARGETS", default=None,
+                   help="with --profile master, also write deliver/: network (ProRes mezzanine), web (YouTube MP4), "
+                        "comma-separated; overrides the spec's deliver:")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("validate", help="check a spec and its call-out without rendering")
     p.add_argument("spec", help="episode spec YAML; an s3:// call-out is staged into the cache to be checked")

@@ -27,13 +27,15 @@ from render.callout.folder import CallOut, Record, load_callout
 from render.compose import pieces as compose_pieces
 from render.compose import store as compose
 from render.core.cache import Cache, write_text_atomic
-from render.core.errors import FfmpegError, MediaRejected
+from render.core.errors import FfmpegError, MediaRejected, UserError
 from render.core.house import HouseFormat
 from render.core.house import profile as house_profile
 from render.core.timebase import timecode, to_seconds
 from render.deliver import credits as credits_mod
+from render.deliver import deliverables
 from render.deliver import ledger as ledger_mod
 from render.edit.plan import Analysis, plan, source_shot
+from render.edit import spec as spec_mod
 from render.edit.spec import check_against, load_spec
 from render.edit.timeline import Timeline
 from render.intake import conform as normalize
@@ -375,13 +377,15 @@ def with_roll(timeline: Timeline, roll_ass: str) -> Timeline:
 
 @flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
-               variables: dict[str, str] | None = None) -> dict:
+               variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
     """Build one episode: the cut, its credits and a build report, under ``out/<spec>/<profile>/``.
 
-    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
+    ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``); ``deliver``
+    (``--deliver network,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``.
     """
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
+    targets = delivery_targets(spec, profile, deliver)
     house = house_profile(profile)
     cache = Cache(Path(cache_root) if cache_root else None)
     root = str(cache.root)
@@ -406,6 +410,8 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     with runners.output_lock(episode, root):  # one build per output; clears what a killed one left
         rendered, joined, qc_report = runners.using(compose_flow)(timeline, report.sources, profile, spec.fit, root,
                                                                   str(episode))
+    delivered = deliver_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile, str(folder / "deliver"),
+                             targets, spec.leader) if targets else None
     credits_mod.write(credits, folder)
     ledger = None
     if spec.pool_cents is not None:
@@ -414,10 +420,34 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     write_text_atomic(folder / "intake.json", json.dumps(report.to_json(house, spec.fit), ensure_ascii=False, indent=2))
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
                          ledger.warnings if ledger else (), qc_report)
+    if delivered:
+        build["deliver"] = {"index": "deliver/" + deliverables.INDEX,
+                            "files": [{k: f[k] for k in ("role", "path", "size", "md5")} for f in delivered["files"]]}
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     if publish_to:
         storage.publish_task(str(folder), publish_to)
     return build
+
+
+def delivery_targets(spec, profile: str, flag: str | None) -> tuple[str, ...]:
+    """What to deliver: ``--deliver`` if given, else the spec's ``deliver:``; only a master is delivered."""
+    targets = spec.deliver
+    if flag is not None:
+        targets, problems = spec_mod.delivery_targets(flag, "--deliver")
+        if problems:
+            raise UserError(problems)
+    if targets and profile != "master":
+        raise UserError([f"--deliver {','.join(targets)}: deliverables are made from the master; "
+                         f"build with --profile master"])
+    return targets
+
+
+@task(name="deliver", cache_policy=NO_CACHE)
+def deliver_task(timeline: Timeline, callout: CallOut, rendered: list[compose.RenderedPiece], loudness: dict | None,
+                 profile: str, folder: str, targets: tuple[str, ...], leader: tuple[tuple[str, str], ...]) -> dict:
+    """The deliverables (deliverables.json's contents), from the master's pieces and level."""
+    return deliverables.deliver(timeline, callout, rendered, loudness, house_profile(profile), Path(folder),
+                                deliverables.request(targets, leader))
 
 
 def build_report(spec_path: str, profile: str, timeline: Timeline, report: IntakeReport,

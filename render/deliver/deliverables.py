@@ -25,15 +25,16 @@ from render.core import ffmpeg
 from render.core.cache import atomic_path, key_of, write_text_atomic
 from render.core.errors import UserError
 from render.core.house import HouseFormat
-from render.core.timebase import dropframe_timecode, to_seconds
+from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
 from render.edit.timeline import Timeline
 from render.master import chapters as chapters_mod
+from render.callout.folder import CallOut
+from render.deliver import cuesheet
 from render.deliver import leader as leader_mod
 from render.deliver import mezzanine, web
 from render.deliver.source import Programme, programme
 
 DELIVER_VERSION = 1
-TARGETS = ("network", "web")
 SCHEMA = "remixtv.deliverables/1"
 INDEX = "deliverables.json"
 
@@ -46,14 +47,9 @@ class Request:
     leader: leader_mod.Leader = leader_mod.Leader()
 
 
-def parse_targets(text: str | Sequence[str], where: str = "--deliver") -> tuple[str, ...]:
-    """``"network,web"`` (or a list) as targets in a fixed order; a user error names unknown ones."""
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
-    unknown = [t for t in items if t not in TARGETS]
-    if unknown or not items:
-        raise UserError([f"{where}: {', '.join(unknown) or 'nothing'} is not a delivery target; "
-                         f"use one or more of {', '.join(TARGETS)}, comma-separated"])
-    return tuple(t for t in TARGETS if t in items)
+def request(targets: tuple[str, ...], leader: tuple[tuple[str, str], ...] = ()) -> Request:
+    """A Request from a spec's (or the command line's) targets and leader part starts."""
+    return Request(targets, leader_mod.Leader(**dict(leader)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +64,10 @@ class _Job:
     extra: dict
 
 
-def deliver(timeline: Timeline, rendered: Sequence[RenderedPiece], loudness: dict | None, house: HouseFormat,
-            folder: Path, request: Request, *, progress: Callable[[float], None] | None = None) -> dict:
-    """Write the requested deliverables into ``folder`` and ``deliverables.json`` last; returns the index.
+def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
+            house: HouseFormat, folder: Path, request: Request) -> dict:
+    """Write the requested deliverables and the music cue sheet into ``folder``, and
+    ``deliverables.json`` last; returns the index.
 
     ``rendered`` and ``loudness`` are what the master's join used and reported; the deliverables
     carry the same pictures and the same levelled sound."""
@@ -80,9 +77,12 @@ def deliver(timeline: Timeline, rendered: Sequence[RenderedPiece], loudness: dic
     _check_space(folder, sum(j.bytes_needed for j in todo))
     for job in todo:
         _make(folder, job, prog, house)
-    files = []
-    for job in jobs:
-        files.append({**_describe(folder, job), **job.extra})
+    files = [{**_describe(folder, job), **job.extra} for job in jobs]
+    # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
+    first = dropframe_frames(request.leader.programme) if "network" in request.targets else 0
+    cue_rows = cuesheet.write(timeline, callout, folder, first)
+    files += [{"role": "cue-sheet", "path": name, "size": (folder / name).stat().st_size,
+               "md5": md5_of(folder / name), "cues": len(cue_rows)} for name in ("cue_sheet.csv", "cue_sheet.html")]
     index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
              "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
                            "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
