@@ -34,8 +34,8 @@ from render.core.timebase import timecode, to_seconds
 from render.deliver import credits as credits_mod
 from render.deliver import deliverables
 from render.deliver import ledger as ledger_mod
-from render.edit.plan import Analysis, plan, source_shot
 from render.edit import spec as spec_mod
+from render.edit.plan import Analysis, plan, source_shot
 from render.edit.spec import check_against, load_spec
 from render.edit.timeline import Timeline
 from render.intake import conform as normalize
@@ -421,7 +421,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, time.monotonic() - started,
                          ledger.warnings if ledger else (), qc_report)
     if delivered:
-        build["deliver"] = {"index": "deliver/" + deliverables.INDEX,
+        build["deliver"] = {"index": "deliver/" + deliverables.INDEX, "qc_passed": delivered["qc_passed"],
                             "files": [{k: f[k] for k in ("role", "path", "size", "md5")} for f in delivered["files"]]}
     write_text_atomic(folder / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     if publish_to:
@@ -437,8 +437,8 @@ def delivery_targets(spec, profile: str, flag: str | None) -> tuple[str, ...]:
         if problems:
             raise UserError(problems)
     if targets and profile != "master":
-        raise UserError([f"--deliver {','.join(targets)}: deliverables are made from the master; "
-                         f"build with --profile master"])
+        raise UserError([(f"--deliver {','.join(targets)}: deliverables are made from the master; "
+                          f"build with --profile master")])
     return targets
 
 

@@ -15,24 +15,23 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from render import __version__
+from render.callout.folder import CallOut
 from render.compose.store import RenderedPiece
 from render.core import ffmpeg
 from render.core.cache import atomic_path, key_of, write_text_atomic
 from render.core.errors import UserError
 from render.core.house import HouseFormat
 from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
+from render.deliver import cuesheet, mezzanine, qc, web
+from render.deliver import leader as leader_mod
+from render.deliver.source import Programme, programme
 from render.edit.timeline import Timeline
 from render.master import chapters as chapters_mod
-from render.callout.folder import CallOut
-from render.deliver import cuesheet
-from render.deliver import leader as leader_mod
-from render.deliver import mezzanine, web
-from render.deliver.source import Programme, programme
 
 DELIVER_VERSION = 1
 SCHEMA = "remixtv.deliverables/1"
@@ -44,7 +43,7 @@ class Request:
     """What to deliver: the targets (``network``: the mezzanine; ``web``: the YouTube file) and the leader."""
 
     targets: tuple[str, ...]
-    leader: leader_mod.Leader = leader_mod.Leader()
+    leader: leader_mod.Leader = field(default_factory=leader_mod.Leader)
 
 
 def request(targets: tuple[str, ...], leader: tuple[tuple[str, str], ...] = ()) -> Request:
@@ -62,6 +61,7 @@ class _Job:
     bytes_needed: int
     write: Callable[[Path, Path], list[str]]  # (temporary output, work folder) -> argv to run
     extra: dict
+    check: Callable[[Path], dict] | None = None  # the finished file's QC, kept in its sidecar
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
@@ -77,6 +77,10 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
     _check_space(folder, sum(j.bytes_needed for j in todo))
     for job in todo:
         _make(folder, job, prog, house)
+    for job in jobs:  # a file made before its QC existed is checked now, not encoded again
+        done = _done(folder / job.name, job.key)
+        if job.check and done is not None and not done.get("qc"):
+            write_text_atomic(_sidecar(folder / job.name), json.dumps({**done, "qc": job.check(folder / job.name)}))
     files = [{**_describe(folder, job), **job.extra} for job in jobs]
     # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
     first = dropframe_frames(request.leader.programme) if "network" in request.targets else 0
@@ -86,7 +90,8 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
     index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
              "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
                            "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
-             "loudness": loudness, "files": files}
+             "loudness": loudness, "files": files,
+             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc"))}
     write_text_atomic(folder / INDEX, json.dumps(index, ensure_ascii=False, indent=2))
     return index
 
@@ -114,7 +119,8 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
                          {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
                           "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
                           "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
-                          "me": "silent: the M&E stems are not separated yet"}))
+                          "me": "silent: the M&E stems are not separated yet"},
+                         lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
         jobs.append(_Job("web.mp4", "web", key_of("web", *base, web.video_args(house), web.AUDIO_ARGS,
@@ -168,8 +174,8 @@ def _check_space(folder: Path, needed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise UserError([f"not enough disk space for the delivery: it needs {needed / 1e9:.1f} GB in {folder}, "
-                         f"{free / 1e9:.1f} GB is free"])
+        raise UserError([(f"not enough disk space for the delivery: it needs {needed / 1e9:.1f} GB in {folder}, "
+                          f"{free / 1e9:.1f} GB is free")])
 
 
 def md5_of(path: Path) -> str:
@@ -188,7 +194,9 @@ def _make(folder: Path, job: _Job, prog: Programme, house: HouseFormat) -> None:
         ffmpeg.run(job.write(tmp, Path(work)), timeout_s=600 + 20 * seconds)
     digest = md5_of(out)
     write_text_atomic(out.with_name(out.name + ".md5"), f"{digest}  {out.name}\n")
-    write_text_atomic(_sidecar(out), json.dumps({"key": job.key, "size": out.stat().st_size, "md5": digest}))
+    report = job.check(out) if job.check else None
+    write_text_atomic(_sidecar(out), json.dumps({"key": job.key, "size": out.stat().st_size, "md5": digest,
+                                                 "qc": report}))
 
 
 def _describe(folder: Path, job: _Job) -> dict:
@@ -214,4 +222,4 @@ def _describe(folder: Path, job: _Job) -> dict:
         streams.append(entry)
     return {"role": job.role, "path": job.name, "size": path.stat().st_size,
             "duration_s": round(float(Fraction(info["format"]["duration"])), 3), "md5": done.get("md5"),
-            "md5_file": job.name + ".md5", "streams": streams}
+            "md5_file": job.name + ".md5", "streams": streams, **({"qc": done["qc"]} if done.get("qc") else {})}

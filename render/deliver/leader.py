@@ -9,6 +9,7 @@ frames are encoded once, in the same pass as the programme's.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,10 +47,10 @@ class Leader:
             at = [dropframe_frames(getattr(self, n)) for n in names]
         except ValueError as exc:
             raise UserError([f"deliver leader: {exc}"]) from None
-        if any(b <= a for a, b in zip(at, at[1:])) or at[5] - at[4] < 2:
-            raise UserError([f"deliver leader: {', '.join(f'{n} {getattr(self, n)}' for n in names)}: each part "
-                             f"must start after the one before, and the pop at least 2 frames before the programme"])
-        lengths = [b - a for a, b in zip(at, at[1:])]
+        if any(b <= a for a, b in itertools.pairwise(at)) or at[5] - at[4] < 2:
+            raise UserError([(f"deliver leader: {', '.join(f'{n} {getattr(self, n)}' for n in names)}: each part "
+                              f"must start after the one before, and the pop at least 2 frames before the programme")])
+        lengths = [b - a for a, b in itertools.pairwise(at)]
         return (("bars", lengths[0]), ("slate", lengths[1]), ("black", lengths[2]), ("countdown", lengths[3]),
                 ("pop", 1), ("black", lengths[4] - 1))
 

@@ -38,7 +38,7 @@ def argv(prog: Programme, house: HouseFormat, leader: leader_mod.Leader, slate_a
     n_lead = len(lv)
     statements += [prog.picture(house.rate, "pv"), prog.sound("mix"),
                    me_sound or f"anullsrc=r=48000:cl=stereo,atrim=end_sample={prog.samples},asetpts=N/SR/TB[me]",
-                   f"[pv]format=yuv422p10le[pv2]",
+                   "[pv]format=yuv422p10le[pv2]",
                    f"{''.join(lv)}[pv2]{tv}concat=n={n_lead + 2}:v=1:a=0,{BT709}[v]",
                    f"{ta}asplit=2[ta1][ta2]",
                    f"{''.join(la)}concat=n={n_lead}:v=0:a=1,asplit=2[lead1][lead2]",

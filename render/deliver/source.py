@@ -17,8 +17,8 @@ from render.core import ffmpeg
 from render.core.errors import UserError
 from render.core.house import HouseFormat
 from render.core.timebase import samples_for
-from render.master import level as level_mod
 from render.deliver.leader import frame_clock
+from render.master import level as level_mod
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import corpus, ffprobe, write_callout
 
-from render.core.timebase import dropframe_frames
+from render.core.timebase import dropframe_frames, dropframe_timecode
 
 SPEC = """\
 title: "RE: Delivery"
@@ -71,7 +71,7 @@ def _frame(path: Path, index: int, fmt: str = "rgb24") -> np.ndarray:
 
 def _ebur128(path: Path, *args: str) -> tuple[float, float]:
     said = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), *args, "-af", "ebur128=peak=true",
-                           "-f", "null", "-"], capture_output=True, text=True).stderr
+                           "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
     summary = said[said.rindex("Summary:"):]
     return (float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)),
             float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1)))
@@ -124,7 +124,7 @@ def test_the_programme_is_at_minus_24_without_the_leader_and_ends_on_black(built
     start, seconds = LEADER_FRAMES / RATE, build["frames"] / RATE
     integrated, peak = _ebur128(mez, "-ss", f"{start:.6f}", "-t", f"{seconds:.6f}", "-map", "0:a",
                                 "-ac", "2")  # ebur128 on ch1-2, the mix
-    assert abs(integrated + 24) <= 1.0
+    assert abs(integrated + 24) <= 1.0 and peak <= -2.0
     tail = _frame(mez, LEADER_FRAMES + build["frames"] + 30, "gray")[..., 0]
     assert tail.max() <= 20
     after = _pcm(mez, "-ss", f"{start + seconds + 0.05:.6f}")
@@ -191,8 +191,8 @@ def test_too_little_disk_space_is_one_line_saying_how_much_and_where(tmp_path, m
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12 - 10**9, 10**9))
     with pytest.raises(UserError) as caught:
         deliverables._check_space(tmp_path, 36 * 10**9)
-    assert caught.value.problems == [f"not enough disk space for the delivery: it needs 36.0 GB in {tmp_path}, "
-                                     f"1.0 GB is free"]
+    assert caught.value.problems == [(f"not enough disk space for the delivery: it needs 36.0 GB in {tmp_path}, "
+                                      f"1.0 GB is free")]
 
 
 def test_the_cue_sheet_lists_each_music_use_on_the_programme_clock(built):
@@ -203,7 +203,6 @@ def test_the_cue_sheet_lists_each_music_use_on_the_programme_clock(built):
 
         cues = list(csv.DictReader(f))
     start = dropframe_frames("01:00:00;00")
-    from render.core.timebase import dropframe_timecode
 
     assert [(c["record"], c["use"], c["in"], c["out"]) for c in cues] == [
         ("M1", "background", "01:00:00;00", dropframe_timecode(start + segments["talk"]["end_frame"])),
@@ -240,3 +239,18 @@ def test_one_continuous_use_is_one_cue_and_a_remix_credits_its_lineage(tmp_path)
         ("J0", "visual vocal", "00:00:06;00", "00:00:07;15", "00:00:01;15")]
     assert rows[0]["contributors"] == "花子 (producer)"
     assert rows[0]["remixes"] == "Upstream (J0) by Jo Upstream (composer), via M1 > J0"
+
+
+def test_the_mezzanine_qc_checks_leader_timecode_and_each_act(built):
+    build, folder, _ = built
+    index = json.loads((folder / "deliverables.json").read_text())
+    report = next(f for f in index["files"] if f["role"] == "mezzanine")["qc"]
+    assert report["timecode"]["passed"] and report["timecode"]["start"] == "00:59:54;00"
+    assert report["bars"]["passed"] and report["black"]["passed"]
+    assert all(abs(d + 20) <= 0.1 for d in report["tone"]["peak_dbfs"])
+    assert report["pop"]["passed"] and report["pop"]["at"] == "00:59:58;00"
+    assert [a["in"] for a in report["acts"]] == ["01:00:00;00", dropframe_timecode(
+        dropframe_frames("01:00:00;00") + next(s["start_frame"] for s in build["segments"] if s["id"] == "tune"))]
+    for act in report["acts"]:
+        assert abs(act["integrated_lufs"] + 24) <= 1.0, act
+    assert index["qc_passed"] is report["passed"]
