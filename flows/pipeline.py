@@ -437,7 +437,8 @@ def delivery_targets(spec, profile: str, flag: str | None) -> tuple[str, ...]:
         if problems:
             raise UserError(problems)
     if targets and profile != "master":
-        raise UserError([(f"--deliver {','.join(targets)}: deliverables are made from the master; "
+        said = "--deliver" if flag is not None else f"{spec.path}: deliver:"
+        raise UserError([(f"{said} {','.join(targets)}: deliverables are made from the master; "
                           f"build with --profile master")])
     return targets
 

@@ -29,7 +29,7 @@ segments:
   - {id: talk, type: montage, shot_seconds: 5, bed: M1, lower_third_seconds: 2,
      select: {records: [A1, V5], order: listed}}
   - {id: break, type: act_break, seconds: 1}
-  - {id: tune, type: montage, music: M1, shot_seconds: 3, select: {records: [V5], exclude_used: false}}
+  - {id: tune, type: fill, bed: M1, select: {records: [V5], exclude_used: false}}
 """
 LEADER_FRAMES = dropframe_frames("01:00:00;00") - dropframe_frames("00:59:54;00")  # 4 s of timecode
 POP_FRAME = dropframe_frames("00:59:58;00") - dropframe_frames("00:59:54;00")
@@ -254,3 +254,37 @@ def test_the_mezzanine_qc_checks_leader_timecode_and_each_act(built):
     for act in report["acts"]:
         assert abs(act["integrated_lufs"] + 24) <= 1.0, act
     assert index["qc_passed"] is report["passed"]
+
+
+def test_drop_frame_timecode_skips_two_labels_a_minute_except_every_tenth():
+    assert dropframe_frames("01:00:00;00") == 107892
+    assert dropframe_frames("00:01:00;02") == 1800 and dropframe_timecode(1800) == "00:01:00;02"
+    assert dropframe_timecode(17982) == "00:10:00;00"
+    assert all(dropframe_frames(dropframe_timecode(n)) == n for n in range(0, 120_000, 37))
+    with pytest.raises(ValueError):
+        dropframe_frames("00:01:00;00")  # dropped: this label does not exist
+
+
+def test_the_spec_and_the_flag_say_what_to_deliver(tmp_path):
+    from flows.pipeline import delivery_targets
+    from render.core.errors import SpecError, UserError
+    from render.edit.spec import load_spec
+
+    def spec(deliver: str):
+        (tmp_path / "s.yaml").write_text(f"title: T\ncallout: c\nruntime: 10\n{deliver}\n"
+                                         "segments:\n  - {id: a, type: card, text: hi, seconds: 10}\n")
+        return load_spec(tmp_path / "s.yaml")
+
+    assert spec("deliver: web, network").deliver == ("network", "web")
+    loaded = spec("deliver: {to: [network], leader: {bars: '00:59:00;02'}}")
+    assert loaded.deliver == ("network",) and loaded.leader == (("bars", "00:59:00;02"),)
+    assert delivery_targets(loaded, "master", None) == ("network",)
+    assert delivery_targets(loaded, "master", "web") == ("web",)  # the flag overrides the spec
+    with pytest.raises(SpecError, match="tape is not a delivery target"):
+        spec("deliver: [network, tape]")
+    with pytest.raises(SpecError, match="deliver.leader.pop"):
+        spec("deliver: {to: network, leader: {pop: '00:59:58'}}")
+    with pytest.raises(UserError, match="build with --profile master"):
+        delivery_targets(loaded, "preview", None)
+    with pytest.raises(UserError, match="dvd is not a delivery target"):
+        delivery_targets(loaded, "master", "web,dvd")
