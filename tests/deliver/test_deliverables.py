@@ -69,8 +69,10 @@ def _frame(path: Path, index: int, fmt: str = "rgb24") -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(1080, 1920, -1)
 
 
-def _ebur128(path: Path, *args: str) -> tuple[float, float]:
-    said = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), *args, "-af", "ebur128=peak=true",
+def _ebur128(path: Path, *args: str, mix_of_four: bool = False) -> tuple[float, float]:
+    """ffmpeg's ebur128 (integrated, true peak); ``mix_of_four``: on ch1-2 of a 4-channel file, the mix."""
+    pan = "pan=stereo|c0=c0|c1=c1," if mix_of_four else ""
+    said = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), *args, "-af", f"{pan}ebur128=peak=true",
                            "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
     summary = said[said.rindex("Summary:"):]
     return (float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)),
@@ -115,7 +117,7 @@ def test_the_leader_has_bars_tone_at_minus_20_a_slate_and_a_one_frame_pop(built)
     assert first - 1 <= pop.min() and pop.max() <= last + 1 and len(pop) > 1000
     assert 20 * np.log10(np.abs(leader[pop.min():pop.max()]).max()) == pytest.approx(-20.0, abs=0.1)
     for n, bright in ((POP_FRAME - 1, False), (POP_FRAME, True), (POP_FRAME + 1, False)):
-        assert (_frame(mez, n, "gray").mean() > 200) is bright, n
+        assert bool(_frame(mez, n, "gray").mean() > 200) is bright, n
 
 
 def test_the_programme_is_at_minus_24_without_the_leader_and_ends_on_black(built):
@@ -123,7 +125,7 @@ def test_the_programme_is_at_minus_24_without_the_leader_and_ends_on_black(built
     mez = folder / "mezzanine.mov"
     start, seconds = LEADER_FRAMES / RATE, build["frames"] / RATE
     integrated, peak = _ebur128(mez, "-ss", f"{start:.6f}", "-t", f"{seconds:.6f}", "-map", "0:a",
-                                "-ac", "2")  # ebur128 on ch1-2, the mix
+                                mix_of_four=True)
     assert abs(integrated + 24) <= 1.0 and peak <= -2.0
     tail = _frame(mez, LEADER_FRAMES + build["frames"] + 30, "gray")[..., 0]
     assert tail.max() <= 20
@@ -163,13 +165,14 @@ def test_the_web_file_is_fast_start_without_edit_lists_and_has_chapters(built):
 def test_deliverables_json_indexes_every_file_with_its_md5(built):
     build, folder, _ = built
     index = json.loads((folder / "deliverables.json").read_text())
-    assert {f["role"] for f in index["files"]} == {"mezzanine", "web"}
+    assert [f["role"] for f in index["files"]] == ["mezzanine", "web", "cue-sheet", "cue-sheet"]
     for f in index["files"]:
         path = folder / f["path"]
         assert path.stat().st_size == f["size"]
         digest = hashlib.md5(path.read_bytes()).hexdigest()
         assert f["md5"] == digest
-        assert (folder / f["md5_file"]).read_text() == f"{digest}  {f['path']}\n"
+        if f["role"] != "cue-sheet":
+            assert (folder / f["md5_file"]).read_text() == f"{digest}  {f['path']}\n"
     assert build["deliver"]["index"] == "deliver/deliverables.json"
 
 
@@ -243,6 +246,7 @@ def test_one_continuous_use_is_one_cue_and_a_remix_credits_its_lineage(tmp_path)
 
 def test_the_mezzanine_qc_checks_leader_timecode_and_each_act(built):
     build, folder, _ = built
+    segments = {s["id"]: s for s in build["segments"]}
     index = json.loads((folder / "deliverables.json").read_text())
     report = next(f for f in index["files"] if f["role"] == "mezzanine")["qc"]
     assert report["timecode"]["passed"] and report["timecode"]["start"] == "00:59:54;00"
@@ -251,8 +255,14 @@ def test_the_mezzanine_qc_checks_leader_timecode_and_each_act(built):
     assert report["pop"]["passed"] and report["pop"]["at"] == "00:59:58;00"
     assert [a["in"] for a in report["acts"]] == ["01:00:00;00", dropframe_timecode(
         dropframe_frames("01:00:00;00") + next(s["start_frame"] for s in build["segments"] if s["id"] == "tune"))]
-    for act in report["acts"]:
-        assert abs(act["integrated_lufs"] + 24) <= 1.0, act
+    # each act measured again here, independently, on ch1-2 of the delivered file
+    acts = [(0, segments["break"]["start_frame"]), (segments["tune"]["start_frame"], build["frames"])]
+    for act, (a, b) in zip(report["acts"], acts):
+        integrated, _ = _ebur128(folder / "mezzanine.mov", "-ss", f"{(LEADER_FRAMES + a) / RATE:.6f}",
+                                 "-t", f"{(b - a) / RATE:.6f}", "-map", "0:a", mix_of_four=True)
+        assert act["integrated_lufs"] == pytest.approx(integrated, abs=0.3)
+        assert act["passed"] is (abs(act["integrated_lufs"] + 24) <= 1.0)
+        assert act["short_term_range_lu"] >= 0
     assert index["qc_passed"] is report["passed"]
 
 
