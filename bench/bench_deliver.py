@@ -6,9 +6,10 @@ then the deliver step measured against the encode floors of its two video delive
 The spec is built three times as separate ``remixtv build --profile master`` processes, from one
 cache that starts empty: without a delivery (cold), again unchanged (Prefect's start-up and the cache
 checks), then with ``deliver: {to: [network, web]}`` (the spec's own leader kept); the delivery's time
-is the last build's less the unchanged one's, since everything else was cached. The floors are each video deliverable's frames encoded once at its settings from
-a synthetic source (no decode, no filters, no muxing of real sound): ProRes 422 HQ for the mezzanine's
-leader + programme + tail, x264 at YouTube's settings for the web version. The goal is a delivery of
+is the last build's less the unchanged one's, since everything else was cached. The floors are each
+video deliverable's frames encoded once at its settings from a synthetic source (no decode, no
+filters, no muxing of real sound): ProRes 422 HQ for the mezzanine's leader + programme + tail, x264
+at YouTube's settings for the web version. The goal is a delivery of
 at most 1.25x the two floors' sum. Without SPEC the demo's spec is used (its call-out must have been
 generated: ``remixtv demo``). Results go to bench/results/deliver.json and are printed.
 """
