@@ -93,9 +93,11 @@ def _leader(path: Path, ld: Leader, programme_frames: int, rate: Fraction) -> di
 
 def _act_loudness(path: Path, start: int, frames: int, rate: Fraction) -> dict:
     """ebur128 on ch1-2 (the mix) over one act: integrated, true peak and the spread of short-term loudness."""
-    argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", "-ss", sec(to_seconds(start, rate)),
-            "-t", sec(to_seconds(frames, rate)), "-i", str(path), "-map", "0:a:0",
-            "-af", f"pan=stereo|c0=c0|c1=c1,{loudness.meter_chain()}", "-f", "null", "-"]
+    # cut by sample inside the graph: an input seek into this MOV landed the sound seconds off the
+    # picture's time, and an output -ss/-t trims after the filters, so the meter saw the whole start
+    cut = f"atrim=start_sample={samples_for(start, rate)}:end_sample={samples_for(start + frames, rate)}"
+    argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-v", "info", "-i", str(path), "-map", "0:a:0",
+            "-af", f"{cut},pan=stereo|c0=c0|c1=c1,{loudness.meter_chain()}", "-f", "null", "-"]
     run = ffmpeg.run(argv, timeout_s=300)
     summary = loudness.parse_summary(run.stderr_tail)
     # the first 3 s have no full short-term window; silence (under the absolute gate) is not programme
