@@ -1,6 +1,7 @@
 """The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
 
-    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> captions -> deliver -> publish
+    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> captions
+          -> deliverables (masters, when asked) -> deliver -> publish
 
 and each step is a task or a subflow of its own in Prefect's UI.
 
@@ -31,7 +32,7 @@ from render.core.errors import FfmpegError, MediaRejected
 from render.core.house import profile as house_profile
 from render.core.outputs import output_lock
 from render.core.timebase import to_seconds
-from render.deliver import crediting
+from render.deliver import crediting, deliverables
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
 from render.deliver.captions import episode as captions_mod
@@ -292,12 +293,23 @@ def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, anal
                                 Cache(Path(cache_root)), Path(spec_path).parent / "transcripts", episode=out)
 
 
+# --- deliverables: what a network and YouTube accept (masters only, when asked) -------------------
+
+@task(name="deliverables", cache_policy=NO_CACHE)
+def deliverables_task(timeline: Timeline, callout: CallOut, rendered: list[store.RenderedPiece], loudness: dict | None,
+                      profile: str, folder: str, targets: tuple[str, ...], leader: tuple[tuple[str, str], ...]) -> dict:
+    """deliver/ beside the episode (deliverables.json's content), from the master's pieces and level."""
+    return deliverables.deliver(timeline, callout, rendered, loudness, house_profile(profile), Path(folder),
+                                deliverables.request(targets, leader))
+
+
 # --- deliver: the files beside the episode --------------------------------------------------------
 
 @task(name="deliver", cache_policy=NO_CACHE)
 def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, timeline: Timeline,
                  report: IntakeReport, credits: credits_mod.Credits, rendered: list[store.RenderedPiece],
-                 joined: programme.Joined, qc_report: dict, captions: dict, seconds: float, cache_root: str) -> dict:
+                 joined: programme.Joined, qc_report: dict, captions: dict, delivered: dict | None, seconds: float,
+                 cache_root: str) -> dict:
     """Credits, the ledger (when the spec sets a pool), intake.json, build.json and the review page
     beside the episode; returns build.json's content."""
     out = Path(folder)
@@ -311,6 +323,9 @@ def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, t
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, seconds,
                          tuple(ledger.warnings) if ledger else (), qc_report)
     build["captions"] = captions
+    if delivered:
+        build["deliver"] = {"index": "deliver/" + deliverables.INDEX, "qc_passed": delivered["qc_passed"],
+                            "files": [{k: f[k] for k in ("role", "path", "size", "md5")} for f in delivered["files"]]}
     write_text_atomic(out / "build.json", json.dumps(build, ensure_ascii=False, indent=2))
     try:  # the page is for people; a fault in drawing it must not hold back the episode or its publishing
         write_review(out, Cache(Path(cache_root)), timeline, rendered, report.callout)
@@ -377,12 +392,14 @@ def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tup
 
 @flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
-               variables: dict[str, str] | None = None) -> dict:
+               variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
     """Build one episode: the cut, its credits, a build report and a review page, under
-    ``OUT/<spec>/<profile>/``. ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``).
+    ``OUT/<spec>/<profile>/``. ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``);
+    ``deliver`` (``--deliver network,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``.
     """
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
+    targets = deliverables.targets(spec, profile, deliver)
     root = str(Cache(Path(cache_root) if cache_root else None).root)
     report, analysis, timeline, credits = plan_episode(spec, root)        # stage, intake, analyse, plan, credits
     folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
@@ -391,8 +408,11 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
         joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode)  # master
         captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), episode, root)  # captions
+        delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
+                                      str(folder / "deliver"), targets, spec.leader) if targets else None  # deliverables
     build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),
-                         _arg(rendered), joined, qc_report, captions, time.monotonic() - started, root)  # deliver
+                         _arg(rendered), joined, qc_report, captions, delivered, time.monotonic() - started,
+                         root)                                                                           # deliver
     if publish_to:
         storage.publish_task(str(folder), publish_to)                                       # publish
     return build

@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 3 when a QC limit fails (see qc.json)")
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help=_VAR_HELP)
     p.add_argument("--watch", action="store_true", help="rebuild on every save of the spec and say what changed")
+    p.add_argument("--deliver", metavar="TARGETS", default=None,
+                   help="with --profile master, also write deliver/: network (ProRes mezzanine), web (YouTube MP4), "
+                        "comma-separated; overrides the spec's deliver:")
 
     p = _verb(sub, validate, "validate", "check a spec and its call-out without rendering")
     p.add_argument("spec", help="episode spec YAML; an s3:// call-out is staged into the cache to be checked")

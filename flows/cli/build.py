@@ -15,7 +15,8 @@ def run(args) -> int:
     variables = spec_variables(args.var)
     if args.watch:
         return watch(args, variables)
-    result = build(Path(args.spec), args.profile, args.out, args.cache, args.verbose, args.dask, variables)
+    result = build(Path(args.spec), args.profile, args.out, args.cache, args.verbose, args.dask, variables,
+                   args.deliver)
     if args.strict and not (result.get("qc") or {}).get("passed", False):
         return 3
     return 0
@@ -33,13 +34,13 @@ def spec_variables(pairs: list[str] | None) -> dict[str, str]:
 
 
 def build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose: bool,
-          dask: str | None = None, variables: dict[str, str] | None = None) -> dict:
+          dask: str | None = None, variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
     """One build, with progress bars and a summary; prints where the episode is; returns build.json's content."""
     from flows import storage
     from flows.prefect_setup import session
 
     out = str(out)
-    _check(spec, out, cache, variables)  # before Prefect starts (that costs seconds)
+    _check(spec, out, cache, variables, profile, deliver)  # before Prefect starts (that costs seconds)
     err = terminal.console()
     started = time.monotonic()
     if dask and cache:
@@ -48,7 +49,7 @@ def build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose:
         from flows.pipeline import build_flow
 
         with terminal.bars(err).progress:
-            result = build_flow(str(spec), profile, out, cache, variables=variables)
+            result = build_flow(str(spec), profile, out, cache, variables=variables, deliver=deliver)
     terminal.build_summary(err, result, time.monotonic() - started)
     if storage.is_uri(out):
         print(f"{storage.join_uri(out, spec.stem, profile)}/episode.mp4")
@@ -57,14 +58,17 @@ def build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose:
     return result
 
 
-def _check(spec: Path, out: str, cache: str | None, variables: dict[str, str] | None) -> None:
+def _check(spec: Path, out: str, cache: str | None, variables: dict[str, str] | None, profile: str = "preview",
+           deliver: str | None = None) -> None:
     """Fail fast on spec mistakes, a missing output bucket or a call-out the spec cannot use;
     an ``s3://`` call-out is staged into the cache (the build then finds it there, unchanged)."""
     from flows import storage
     from render.callout.folder import load_callout
+    from render.deliver import deliverables
     from render.edit.spec import check_against, load_spec
 
     loaded = load_spec(spec, variables)
+    deliverables.targets(loaded, profile, deliver)
     if storage.is_uri(out):
         storage.check_destination(out)
     if storage.is_uri(loaded.callout):

@@ -116,3 +116,30 @@ class FrameRange:
     def seconds(self, rate: Fraction) -> tuple[Fraction, Fraction]:
         """Exact start and end times at ``rate`` units a second."""
         return Fraction(self.start) / rate, Fraction(self.end) / rate
+
+
+#: 29.97 drop-frame: two frame labels skipped at the start of every minute except each tenth.
+_DF_MINUTE = 1798  # frames in a minute that drops labels
+_DF_TEN_MINUTES = 17982
+_DF_TC = re.compile(r"^(\d{2}):(\d{2}):(\d{2})[;:.,](\d{2})$")
+
+
+def dropframe_timecode(frames: int) -> str:
+    """``HH:MM:SS;FF`` drop-frame timecode (SMPTE 12M, 30000/1001) of a frame count from 00:00:00;00."""
+    tens, rest = divmod(frames, _DF_TEN_MINUTES)
+    skipped = 18 * tens + (2 * ((rest - 2) // _DF_MINUTE) if rest >= 2 else 0)
+    n = frames + skipped
+    return f"{n // 108000 % 24:02d}:{n // 1800 % 60:02d}:{n // 30 % 60:02d};{n % 30:02d}"
+
+
+def dropframe_frames(tc: str) -> int:
+    """The frame count of a drop-frame timecode ``HH:MM:SS;FF``. Raises ValueError for a malformed or
+    dropped label (``00:01:00;00`` does not exist)."""
+    m = _DF_TC.match(tc.strip())
+    if not m:
+        raise ValueError(f"{tc!r} is not a drop-frame timecode like 00:58:30;00")
+    h, mnt, s, f = (int(x) for x in m.groups())
+    if mnt > 59 or s > 59 or f > 29 or (s == 0 and f < 2 and mnt % 10):
+        raise ValueError(f"{tc!r} is not a valid drop-frame timecode")
+    minutes = 60 * h + mnt
+    return (3600 * h + 60 * mnt + s) * 30 + f - 2 * (minutes - minutes // 10)

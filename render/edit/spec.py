@@ -16,7 +16,7 @@ import yaml
 
 from render.callout.folder import KINDS, CallOut
 from render.core.errors import SpecError, SpecProblem
-from render.core.timebase import parse_duration
+from render.core.timebase import dropframe_frames, parse_duration
 
 SEGMENT_TYPES = ("card", "feature", "montage", "song", "fill", "credits", "act_break")
 #: what a song shows when the spec does not say: pictures, not other sounds or texts
@@ -32,7 +32,9 @@ _TRANSITION_TEXT = re.compile(r"^\s*([A-Za-z_-]+)(?:\s+(\S+))?\s*$")  # 'crossfa
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share",
-            "allow_flashes", "vars", "defaults"}
+            "allow_flashes", "vars", "defaults", "deliver"}
+DELIVER_TARGETS = ("network", "web")  # the broadcast mezzanine, the YouTube file
+LEADER_KEYS = ("bars", "slate", "black", "countdown", "pop", "programme")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SEGMENT_KEYS = {
     "card": {"text", "subtitle", "seconds", "transition_in"},
@@ -112,6 +114,8 @@ class EpisodeSpec:
     upstream_share: Fraction = Fraction(1, 2)  # what a remix passes up to the records it builds on
     allow_flashes: bool = False  # photosensitive-risk flashing may be cut in (default: left out)
     segment_lines: tuple[int, ...] = ()  # where each written segment starts, those with problems included
+    deliver: tuple[str, ...] = ()  # delivery targets (DELIVER_TARGETS); --deliver overrides
+    leader: tuple[tuple[str, str], ...] = ()  # the mezzanine leader's part starts (LEADER_KEYS), drop-frame
 
     def flashes_allowed(self, seg: SegmentSpec) -> bool:
         return self.allow_flashes if seg.allow_flashes is None else seg.allow_flashes
@@ -152,6 +156,14 @@ TOP_FIELDS: dict[str, tuple[dict, str]] = {
                        "The share of a remix's pay passed up to the records it remixes (default 1/2)."),
     "allow_flashes": (_FLAG, ("Allow photosensitive-risk flashing everywhere (default false: such excerpts are left "
                              "out, with a warning in build.json).")),
+    "deliver": ({"anyOf": [{"type": "string"}, {"type": "array", "items": {"enum": list(DELIVER_TARGETS)}},
+                           {"type": "object", "additionalProperties": False,
+                            "properties": {"to": {"type": ["string", "array"]},
+                                           "leader": {"type": "object", "additionalProperties": False,
+                                                      "properties": {k: {"type": "string"} for k in LEADER_KEYS}}}}]},
+                ("What a master build also delivers into deliver/: network (ProRes mezzanine with leader), web "
+                 "(YouTube MP4), as 'network,web', a list, or {to: [...], leader: {bars: '00:58:30;00', ...}}; "
+                 "--deliver overrides it.")),
     "vars": ({"type": "object", "additionalProperties": {"type": ["string", "number", "integer"]}},
              "Variables for {{name}} anywhere in the spec's text; --var NAME=VALUE overrides them."),
     "defaults": ({"type": "object"}, ("Fields every segment of a type gets unless it says otherwise, e.g. "
@@ -494,6 +506,7 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
             r.at("upstream_share", "must be a fraction between 0 and 1, like 0.5 or 1/2")
             share = Fraction(1, 2)
     allow_flashes = _flag(r, data, "allow_flashes", "allow_flashes") or False
+    deliver, leader = _deliver(r, data.get("deliver"))
     segments = []
     raw_segments = data.get("segments", [])
     if "segments" in data and (not isinstance(raw_segments, list) or not raw_segments):
@@ -518,9 +531,42 @@ def _build(r: _Reader, data: dict) -> EpisodeSpec:
         callout=(str(callout).strip() if str(callout).strip().lower().startswith("s3://")
                  else (base / str(callout)).resolve() if callout else base),
         runtime_s=runtime or Fraction(0), segments=tuple(segments), fit=str(fit), seed=seed,
-        pool_cents=pool, upstream_share=share, allow_flashes=allow_flashes,
+        pool_cents=pool, upstream_share=share, allow_flashes=allow_flashes, deliver=deliver, leader=leader,
         segment_lines=tuple(r.lines.get(f"segments[{i}]", 1) for i in range(len(raw_segments))),
     )
+
+
+def delivery_targets(value, where: str) -> tuple[tuple[str, ...], list[str]]:
+    """Delivery targets written as ``"network,web"`` or a list, in a fixed order, and what is wrong with them."""
+    items = [str(t).strip() for t in (value.split(",") if isinstance(value, str) else value or []) if str(t).strip()]
+    unknown = [t for t in items if t not in DELIVER_TARGETS]
+    problems = [(f"{where}: {', '.join(unknown) or 'nothing'} is not a delivery target; use one or more of "
+                 f"{', '.join(DELIVER_TARGETS)}, comma-separated")] if unknown or not items else []
+    return tuple(t for t in DELIVER_TARGETS if t in items), problems
+
+
+def _deliver(r: _Reader, raw) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The ``deliver:`` field: targets, and the leader's part starts when given as a mapping."""
+    if raw is None:
+        return (), ()
+    to, leader = (raw.get("to"), raw.get("leader") or {}) if isinstance(raw, dict) else (raw, {})
+    if isinstance(raw, dict) and set(raw) - {"to", "leader"}:
+        r.at("deliver", f"unknown field {', '.join(sorted(set(raw) - {'to', 'leader'}))}; allowed: to, leader")
+    targets, problems = delivery_targets(to if isinstance(to, (str, list)) else [], "deliver")
+    for p in problems:
+        r.at("deliver", p.split(": ", 1)[1])
+    if not isinstance(leader, dict):
+        r.at("deliver.leader", f"must be a mapping of {', '.join(LEADER_KEYS)} to drop-frame timecodes")
+        return targets, ()
+    for k, v in leader.items():
+        if k not in LEADER_KEYS:
+            r.at(f"deliver.leader.{k}", f"unknown part{_suggest(str(k), set(LEADER_KEYS))}; use {', '.join(LEADER_KEYS)}")
+            continue
+        try:
+            dropframe_frames(str(v))
+        except ValueError as exc:
+            r.at(f"deliver.leader.{k}", str(exc))
+    return targets, tuple((k, str(v)) for k, v in leader.items() if k in LEADER_KEYS)
 
 
 def _flag(r: _Reader, raw: dict, key: str, where: str) -> bool | None:

@@ -1,0 +1,241 @@
+"""The delivery: the files a network and YouTube accept, made from the master's Timeline and rendered
+pieces, into ``deliver/`` beside episode.mp4, indexed by ``deliverables.json``.
+
+``deliver`` is the one entry. Each deliverable is keyed like the join (the pieces' keys, the level,
+its own settings) and written atomically with a hidden sidecar recording its key, size and MD5, so a
+rerun after an interruption (or with nothing changed) reuses every file that is complete and encodes
+only what is missing. ``deliverables.json`` is written last, so its presence means the delivery is whole.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from render import __version__
+from render.callout.folder import CallOut
+from render.compose.store import RenderedPiece
+from render.core import ffmpeg
+from render.core.cache import atomic_path, key_of, write_text_atomic
+from render.core.errors import UserError
+from render.core.house import HouseFormat
+from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
+from render.deliver import cuesheet, mezzanine, qc, web
+from render.deliver import leader as leader_mod
+from render.deliver.source import Programme, programme
+from render.edit.spec import EpisodeSpec, delivery_targets
+from render.edit.timeline import Timeline
+from render.master import chapters as chapters_mod
+
+DELIVER_VERSION = 1
+SCHEMA = "remixtv.deliverables/1"
+INDEX = "deliverables.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to deliver: the targets (``network``: the mezzanine; ``web``: the YouTube file) and the leader."""
+
+    targets: tuple[str, ...]
+    leader: leader_mod.Leader = field(default_factory=leader_mod.Leader)
+
+
+def targets(spec: EpisodeSpec, profile: str, flag: str | None) -> tuple[str, ...]:
+    """What to deliver: ``--deliver`` (``flag``) if given, else the spec's ``deliver:``. Deliverables are
+    made from the master's pieces, so asking for them with any other profile is a user error."""
+    wanted = spec.deliver
+    if flag is not None:
+        wanted, problems = delivery_targets(flag, "--deliver")
+        if problems:
+            raise UserError(problems)
+    if wanted and profile != "master":
+        said = "--deliver" if flag is not None else f"{spec.path}: deliver:"
+        raise UserError([(f"{said} {','.join(wanted)}: deliverables are made from the master; "
+                          f"build with --profile master")])
+    return wanted
+
+
+def request(targets: tuple[str, ...], leader: tuple[tuple[str, str], ...] = ()) -> Request:
+    """A Request from a spec's (or the command line's) targets and leader part starts."""
+    return Request(targets, leader_mod.Leader(**dict(leader)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One deliverable to make: its file, role, key, estimated size, and how to write it."""
+
+    name: str
+    role: str
+    key: str
+    bytes_needed: int
+    write: Callable[[Path, Path], list[str]]  # (temporary output, work folder) -> argv to run
+    extra: dict
+    check: Callable[[Path], dict] | None = None  # the finished file's QC, kept in its sidecar
+
+
+def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
+            house: HouseFormat, folder: Path, request: Request) -> dict:
+    """Write the requested deliverables and the music cue sheet into ``folder``, and
+    ``deliverables.json`` last; returns the index.
+
+    ``rendered`` and ``loudness`` are what the master's join used and reported; the deliverables
+    carry the same pictures and the same levelled sound."""
+    prog = programme(rendered, loudness, house)
+    jobs = _jobs(timeline, prog, house, request)
+    todo = [j for j in jobs if _done(folder / j.name, j.key) is None]
+    _check_space(folder, sum(j.bytes_needed for j in todo))
+    for job in todo:
+        _make(folder, job, prog, house)
+    for job in jobs:  # a file made before its QC existed is checked now, not encoded again
+        done = _done(folder / job.name, job.key)
+        if job.check and done is not None and not done.get("qc"):
+            write_text_atomic(_sidecar(folder / job.name), json.dumps({**done, "qc": job.check(folder / job.name)}))
+    files = [{**_describe(folder, job), **job.extra} for job in jobs]
+    # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
+    first = dropframe_frames(request.leader.programme) if "network" in request.targets else 0
+    cue_rows = cuesheet.write(timeline, callout, folder, first)
+    files += [{"role": "cue-sheet", "path": name, "size": (folder / name).stat().st_size,
+               "md5": md5_of(folder / name), "cues": len(cue_rows)} for name in ("cue_sheet.csv", "cue_sheet.html")]
+    index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
+             "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
+                           "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
+             "loudness": loudness, "files": files,
+             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc"))}
+    write_text_atomic(folder / INDEX, json.dumps(index, ensure_ascii=False, indent=2))
+    return index
+
+
+def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Request) -> list[_Job]:
+    base = [DELIVER_VERSION, house.key(), [p.key for p in prog.pieces], prog.level_chain, timeline.title]
+    seconds = float(to_seconds(prog.frames, house.rate))
+    jobs = []
+    if "network" in request.targets:
+        ld = request.leader
+        slate_doc = leader_mod.slate(timeline.title, slate_lines(timeline, prog, ld, base))
+        total = ld.frames + prog.frames + ld.tail_frames(house.rate)
+
+        def write_mezzanine(out: Path, work: Path) -> list[str]:
+            (work / "slate.ass").write_text(slate_doc, encoding="utf-8")
+            (work / "countdown.ass").write_text(leader_mod.countdown(ld.parts()[3][1], house.rate), encoding="utf-8")
+            return mezzanine.argv(prog, house, ld, work / "slate.ass", work / "countdown.ass", work, out,
+                                  timeline.title)
+
+        jobs.append(_Job("mezzanine.mov", "mezzanine", key_of("mezzanine", *base, mezzanine.VIDEO_ARGS,
+                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc),
+                         mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width,
+                                                  house.height),
+                         write_mezzanine,
+                         {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
+                          "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
+                          "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
+                          "me": "silent: the M&E stems are not separated yet"},
+                         lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
+    if "web" in request.targets:
+        chapters = chapters_mod.chapters(timeline)
+        jobs.append(_Job("web.mp4", "web", key_of("web", *base, web.video_args(house), web.AUDIO_ARGS,
+                                                   [c.to_json(house.rate) for c in chapters]),
+                         int(seconds * (12e6 + 384e3) / 8) + (1 << 20),
+                         lambda out, work: web.argv(prog, house, chapters, work, out, timeline.title),
+                         {"chapters": [c.to_json(house.rate) for c in chapters]}))
+    return jobs
+
+
+def acts(timeline: Timeline) -> list[tuple[int, int]]:
+    """The programme's acts: the runs of segments between act breaks, as ``[start, end)`` frames."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for seg in timeline.segments:
+        if seg.type == "act_break":
+            if seg.start_frame > start:
+                out.append((start, seg.start_frame))
+            start = seg.end_frame
+    if timeline.frames > start:
+        out.append((start, timeline.frames))
+    return out
+
+
+def slate_lines(timeline: Timeline, prog: Programme, ld: leader_mod.Leader, base: list) -> list[tuple[str, str]]:
+    """The slate's lines: version, date, TRT, aspect, audio layout and each act's in and out."""
+    lines = [("Version", key_of(*base)[:8]), ("Date", datetime.date.today().isoformat()),
+             ("TRT", dropframe_timecode(prog.frames)), ("Aspect", "16:9 1920x1080 29.97p"),
+             ("Audio", "1-2 stereo mix, 3-4 M&E, 24-bit 48 kHz, -24 LKFS")]
+    for i, (a, b) in enumerate(acts(timeline), 1):
+        lines.append((f"Act {i}", f"{ld.programme_timecode(a)} - {ld.programme_timecode(b)}"))
+    return lines
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.key")
+
+
+def _done(path: Path, key: str) -> dict | None:
+    """What the sidecar of a complete deliverable records, or None when it must be made."""
+    try:
+        done = json.loads(_sidecar(path).read_text())
+        if done.get("key") == key and path.stat().st_size == done.get("size"):
+            return done
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _check_space(folder: Path, needed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise UserError([(f"not enough disk space for the delivery: it needs {needed / 1e9:.1f} GB in {folder}, "
+                          f"{free / 1e9:.1f} GB is free")])
+
+
+def md5_of(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _make(folder: Path, job: _Job, prog: Programme, house: HouseFormat) -> None:
+    """Encode one deliverable atomically, then its .md5 and its sidecar (written last: it vouches)."""
+    out = folder / job.name
+    seconds = float(to_seconds(prog.frames, house.rate))
+    with tempfile.TemporaryDirectory(prefix="remixtv-deliver-") as work, atomic_path(out) as tmp:
+        ffmpeg.run(job.write(tmp, Path(work)), timeout_s=600 + 20 * seconds)
+    digest = md5_of(out)
+    write_text_atomic(out.with_name(out.name + ".md5"), f"{digest}  {out.name}\n")
+    report = job.check(out) if job.check else None
+    write_text_atomic(_sidecar(out), json.dumps({"key": job.key, "size": out.stat().st_size, "md5": digest,
+                                                 "qc": report}))
+
+
+def _describe(folder: Path, job: _Job) -> dict:
+    """deliverables.json's entry for a finished file: role, path, size, duration, codecs, MD5."""
+    path = folder / job.name
+    done = _done(path, job.key) or {}
+    info = ffmpeg.ffprobe_output(path)
+    streams = []
+    for s in info.get("streams", []):
+        kind = s.get("codec_type")
+        entry = {"type": kind, "codec": s.get("codec_name"), "tag": s.get("codec_tag_string")}
+        if kind == "video":
+            entry.update(profile=s.get("profile"), pix_fmt=s.get("pix_fmt"), width=s.get("width"),
+                         height=s.get("height"), rate=s.get("r_frame_rate"), frames=int(s.get("nb_frames") or 0),
+                         color=[s.get("color_primaries"), s.get("color_transfer"), s.get("color_space"),
+                                s.get("color_range")])
+        elif kind == "audio":
+            entry.update(sample_fmt=s.get("sample_fmt"), sample_rate=int(s.get("sample_rate") or 0),
+                         channels=s.get("channels"), bits=s.get("bits_per_raw_sample") or s.get("bits_per_sample"),
+                         bit_rate=int(s.get("bit_rate") or 0))
+        elif kind == "data":
+            entry.update(timecode=(s.get("tags") or {}).get("timecode"))
+        streams.append(entry)
+    return {"role": job.role, "path": job.name, "size": path.stat().st_size,
+            "duration_s": round(float(Fraction(info["format"]["duration"])), 3), "md5": done.get("md5"),
+            "md5_file": job.name + ".md5", "streams": streams, **({"qc": done["qc"]} if done.get("qc") else {})}
