@@ -68,7 +68,7 @@ def test_validate_lists_every_error_with_file_and_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "ep.yaml:3: runtime: seconds must be under 60 in '1:75'",
-        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: allow_flashes, callout, defaults, "
+        "ep.yaml:4: segmnts: unknown field (did you mean 'segments'?); allowed: allow_flashes, callout, defaults, deliver, "
         "description, fit, pool_cents, runtime, seed, segments, title, upstream_share, vars",
         "ep.yaml:6: segments[0].select.kinds[0]: unknown kind 'vidoe' (did you mean 'video'?); one of video, "
         "animation, music, voice, photo, illustration, text",
