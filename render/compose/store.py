@@ -24,7 +24,7 @@ from render import __version__
 from render.compose import graph, measure
 from render.compose.pieces import Piece
 from render.core import ffmpeg, pipe
-from render.core.cache import Cache, atomic_dir, key_of, write_text_atomic
+from render.core.cache import Cache, atomic_dir, held, key_of, write_text_atomic
 from render.core.errors import FfmpegError
 from render.core.house import HouseFormat
 from render.core.timebase import samples_for, to_seconds
@@ -69,6 +69,14 @@ def render_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
         return found
     key = piece_key(piece, sources, house, fit_mode)
     folder = _piece_folder(key, house, cache)
+    # two builds on one cache that need the same piece render it once: the second waits, then finds it
+    with held(folder):
+        return cached_piece(piece, sources, house, fit_mode, cache) or _render(piece, sources, house, fit_mode,
+                                                                              key, folder, progress)
+
+
+def _render(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, key: str,
+            folder: Path, progress: Callable[[float], None] | None) -> RenderedPiece:
     video, audio = folder / "video.mp4", folder / "audio.wav"
     seconds = float(to_seconds(piece.frames, house.rate))
     # QC's picture measures are taken from the picture as it goes to the encoder, in this pass: a
