@@ -28,7 +28,9 @@ MEDIA = {  # small, short media: a fresh cache intakes and analyses all of them 
     "V4": ("bunny.webm", "bunny_vp8_vorbis_320x240_30fps.webm", "video", "Bunny", "bo", "two"),
     "M1": ("crunch.mp3", "crunching_sfx_mp3_48k_stereo.mp3", "music", "Crunch", "bo", ""),
 }
-# two specs of ~14 s over the same call-out, sharing no piece: five segments, so five pieces
+# two specs of 12-14 s over the same call-out, five segments (so five pieces) each; two pieces are the
+# same in both (the title card and the carphone feature: a piece's key does not hold its position)
+SHARED = ("title", "carphone")
 SPECS = {
     "one": """\
 title: "RE: Kills"
@@ -46,10 +48,10 @@ title: "RE: Beside"
 callout: callout
 runtime: "0:12"
 segments:
-  - {id: bunny, type: feature, record: V4, max_seconds: 3}
-  - {id: title, type: card, text: "RE: Beside", seconds: 2}
+  - {id: title, type: card, text: "RE: Kills", seconds: 2}
+  - {id: carphone, type: feature, record: V3, max_seconds: 3}
   - {id: frog, type: feature, record: V1, max_seconds: 2}
-  - {id: card2, type: card, text: "Thanks", seconds: 2}
+  - {id: thanks, type: card, text: "Thanks", seconds: 2}
   - {id: credits, type: credits, seconds: 3}
 """,
 }
