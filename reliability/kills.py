@@ -4,8 +4,9 @@
 
 A reference build of a short spec runs uninterrupted first (``--master N``: and a master build, whose
 last N kills hit a master build of the same spec). Each try starts the build on what the tries before
-it left (a chain), and kills it a seeded random time in; the stage it was in (intake, analysis,
-render, join, level, QC, credits and reports) is read from what was running and what was on disk.
+it left (a chain) and kills it in a seeded stage (intake, analysis, render, join, level, QC, credits
+and reports), a seeded fraction of a second after it is first seen there (from what the build runs
+and what it has written, polled every 10 ms); the stage it was really in is recorded.
 A chain ends when a build finishes on its own: its episode.mp4 must be byte-identical to the
 reference's, and the next chain starts from a cache holding intake and analysis only (the first one
 from an empty cache). Throughout, a watcher polls the output folder every 5 ms: each file that
@@ -27,8 +28,12 @@ from reliability import builds, harness
 RUN_DEADLINE_S = 1200  # a build of ~14 s on a loaded 2-core machine takes 2-3 minutes
 
 
+STAGES = ("intake", "analysis", "render", "join", "level", "QC", "credits/reports")
+
+
 def stage_of(running: list[str], out_folder: Path, cache: Path) -> str:
-    """What a build was doing when it was killed, from the commands it was running and what it had written."""
+    """What a build is doing, from the commands it is running and what it has written: one of
+    ``STAGES``, or start-up, planning, finished."""
     media = [c for c in running if c.split(" ")[0].endswith(("ffmpeg", "ffprobe"))]
     if any("/pieces/" in c for c in media):
         return "render"
@@ -36,15 +41,19 @@ def stage_of(running: list[str], out_folder: Path, cache: Path) -> str:
         if any("ebur128" in c or "signalstats" in c or "blackdetect" in c for c in episode):
             return "QC"
         return "level" if any("loudnorm" in c or "volume=" in c for c in episode) else "join"
+    analysed = (cache / "analysis-audio").exists()
     if any("/callout/" in c for c in media):
-        return "analysis" if (cache / "analysis-audio").exists() else "intake"
-    if (out_folder / "build.json").exists():
-        return "finished"
-    if (out_folder / "episode.mp4").exists():
-        return "credits/reports"
+        return "analysis" if analysed else "intake"
+    for name, stage in (("build.json", "finished"), ("qc.json", "credits/reports"), ("episode.mp4", "QC")):
+        if (out_folder / name).exists():
+            return stage
     if (cache / "pieces").exists():
-        return "planning/compose"
-    return "start-up/intake" if not (cache / "analysis-audio").exists() else "analysis/planning"
+        return "render"
+    return "planning" if analysed else "start-up"
+
+
+def _reached(stage: str, target: str) -> bool:
+    return stage in STAGES and STAGES.index(stage) >= STAGES.index(target) or stage == "finished"
 
 
 def intact_pieces(cache: Path) -> list[str]:
@@ -113,20 +122,32 @@ def _chains(rng: random.Random, spec: Path, profile: str, n: int, workdir: Path,
             proc = builds.build(spec, cache, out, log, "--profile", profile)
             watch.pids = [proc.pid]
             began = time.monotonic()
-            # a kill anywhere in the build: up to the reference's whole time (a rerun from a warm cache
-            # often finishes first, which ends the chain with a check)
-            at = rng.uniform(0.5, ref["seconds"]) if done_kills < n else None
-            while proc.poll() is None and (at is None or time.monotonic() - began < at):
+            # the stage to kill in (the first chain's first tries: intake, then analysis), and how long
+            # after the build is first seen in it; a rerun that finishes first ends the chain
+            target = None
+            if done_kills < n:
+                fresh = profile == "preview" and chain == 1 and attempt <= 2
+                target = STAGES[attempt - 1] if fresh else rng.choice(STAGES[2:])
+                delay = 0.0 if target == "credits/reports" else rng.uniform(0, 1.0)
+            seen_at = None
+            while proc.poll() is None:
                 if time.monotonic() - began > RUN_DEADLINE_S:
                     builds.kill_all(proc)
                     failures.append(f"{profile} chain {chain} try {attempt}: still running after {RUN_DEADLINE_S} s")
                     return failures
+                if target and seen_at is None and _reached(
+                        stage_of([builds.cmdline(p) for p in builds.descendants(proc.pid)], folder, cache), target):
+                    seen_at = time.monotonic()
+                if seen_at is not None and time.monotonic() - seen_at >= delay:
+                    break
                 time.sleep(0.01)
+            at = time.monotonic() - began
             if proc.poll() is None:
                 running = builds.kill_all(proc)
                 done_kills += 1
                 stage = stage_of(running, folder, cache)
-                entry = {"profile": profile, "chain": chain, "try": attempt, "at_s": round(at, 2), "stage": stage}
+                entry = {"profile": profile, "chain": chain, "try": attempt, "at_s": round(at, 2), "target": target,
+                         "stage": stage}
                 bad = intact_pieces(cache) + [f"{p}: {why}" for p in _finals(folder) if (why := builds.complete(p))]
                 if bad:
                     failures.append(f"{profile} chain {chain} kill {attempt} ({stage}): left {bad}")

@@ -114,7 +114,8 @@ def _disk_full_named(path: Path, tmp: Path) -> Iterator[None]:
     except Exception as exc:
         if not DiskFull.caused(exc):
             raise
-        written = sum(f.stat().st_size for f in [tmp, *tmp.rglob("*")] if f.is_file()) if tmp.exists() else 0
+        # the blocks it holds, not its length (a file ffmpeg seeked in can be longer than what it holds)
+        written = sum(f.stat().st_blocks * 512 for f in [tmp, *tmp.rglob("*")] if f.is_file()) if tmp.exists() else 0
         usage = shutil.disk_usage(path.parent)
         raise DiskFull(path, usage.free, usage.total, written) from exc
 
