@@ -96,8 +96,8 @@ def start(argv: list[str], cwd: Path, log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def build(spec: Path, cache: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen:
-    """``remixtv build SPEC --cache CACHE --out OUT``, started."""
+def build(spec: Path, cache: Path, out: Path | str, log: Path, *extra: str) -> subprocess.Popen:
+    """``remixtv build SPEC --cache CACHE --out OUT`` (a folder or an s3:// URI), started."""
     return start(["build", str(spec), "--cache", str(cache), "--out", str(out), *extra], spec.parent, log)
 
 
