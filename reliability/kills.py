@@ -31,9 +31,15 @@ RUN_DEADLINE_S = 1200  # a build of ~14 s on a loaded 2-core machine takes 2-3 m
 STAGES = ("intake", "analysis", "render", "join", "level", "QC", "credits/reports")
 
 
-def stage_of(running: list[str], out_folder: Path, cache: Path) -> str:
-    """What a build is doing, from the commands it is running and what it has written: one of
-    ``STAGES``, or start-up, planning, finished."""
+def stage_of(running: list[str], out_folder: Path, cache: Path, since: float) -> str:
+    """What a build is doing, from the commands it is running and what it has written since ``since``
+    (a chain's earlier tries left files of their own): one of ``STAGES``, or start-up, planning, finished."""
+    def new(path: Path) -> bool:
+        try:
+            return path.stat().st_mtime >= since
+        except OSError:
+            return False
+
     media = [c for c in running if c.split(" ")[0].endswith(("ffmpeg", "ffprobe"))]
     if any("/pieces/" in c for c in media):
         return "render"
@@ -41,13 +47,13 @@ def stage_of(running: list[str], out_folder: Path, cache: Path) -> str:
         if any("ebur128" in c or "signalstats" in c or "blackdetect" in c for c in episode):
             return "QC"
         return "level" if any("loudnorm" in c or "volume=" in c for c in episode) else "join"
-    analysed = (cache / "analysis-audio").exists()
-    if any("/callout/" in c for c in media):
+    analysed = any(new(cache / d) for d in ("loudness", "analysis-audio", "analysis-pictures"))
+    if any("/links/" in c or "/callout/" in c for c in media):  # intake reads uploads through cache/links
         return "analysis" if analysed else "intake"
     for name, stage in (("build.json", "finished"), ("qc.json", "credits/reports"), ("episode.mp4", "QC")):
-        if (out_folder / name).exists():
+        if new(out_folder / name):
             return stage
-    if (cache / "pieces").exists():
+    if (cache / "pieces").exists() and any(new(p) for p in (cache / "pieces").glob("*/*/*")):
         return "render"
     return "planning" if analysed else "start-up"
 
@@ -121,7 +127,7 @@ def _chains(rng: random.Random, spec: Path, profile: str, n: int, workdir: Path,
             log = workdir / "logs" / f"{profile}-{chain}-{attempt}.log"
             proc = builds.build(spec, cache, out, log, "--profile", profile)
             watch.pids = [proc.pid]
-            began = time.monotonic()
+            began, wall = time.monotonic(), time.time()
             # the stage to kill in (the first chain's first tries: intake, then analysis), and how long
             # after the build is first seen in it; a rerun that finishes first ends the chain
             target = None
@@ -136,7 +142,8 @@ def _chains(rng: random.Random, spec: Path, profile: str, n: int, workdir: Path,
                     failures.append(f"{profile} chain {chain} try {attempt}: still running after {RUN_DEADLINE_S} s")
                     return failures
                 if target and seen_at is None and _reached(
-                        stage_of([builds.cmdline(p) for p in builds.descendants(proc.pid)], folder, cache), target):
+                        stage_of([builds.cmdline(p) for p in builds.descendants(proc.pid)], folder, cache, wall),
+                        target):
                     seen_at = time.monotonic()
                 if seen_at is not None and time.monotonic() - seen_at >= delay:
                     break
@@ -145,13 +152,14 @@ def _chains(rng: random.Random, spec: Path, profile: str, n: int, workdir: Path,
             if proc.poll() is None:
                 running = builds.kill_all(proc)
                 done_kills += 1
-                stage = stage_of(running, folder, cache)
+                stage = stage_of(running, folder, cache, wall)
                 entry = {"profile": profile, "chain": chain, "try": attempt, "at_s": round(at, 2), "target": target,
                          "stage": stage}
                 bad = intact_pieces(cache) + [f"{p}: {why}" for p in _finals(folder) if (why := builds.complete(p))]
                 if bad:
                     failures.append(f"{profile} chain {chain} kill {attempt} ({stage}): left {bad}")
                 kills.append(entry)
+                (workdir / "kills-so-far.json").write_text(json.dumps(kills, indent=1))
                 continue
             if proc.returncode != 0:
                 failures.append(f"{profile} chain {chain} try {attempt}: exit {proc.returncode}: "

@@ -90,7 +90,7 @@ def reader_problems(s3, prefix: str, outbox: Path) -> list[str]:
     listed = {o["Key"].removeprefix(prefix + "/"): o["Size"]
               for o in s3.list_objects_v2(Bucket="outputs", Prefix=prefix + "/").get("Contents", [])}
     if "build.json" not in listed:
-        return []
+        return []  # not published yet: nothing a reader would take as done
     want = {p.name: p.stat().st_size for p in outbox.iterdir() if p.is_file() and not p.name.startswith(".")}
     return [f"{prefix}: build.json is published but {n} is {listed.get(n)} bytes, not {size}"
             for n, size in want.items() if listed.get(n) != size]
@@ -102,10 +102,11 @@ def fault(i: int, where: str, rng: random.Random, weed: Weed, spec: Path, workdi
 
     s3 = storage.client(weed.endpoint, max_attempts=1)
     cache, uri = workdir / f"cache-{i}", f"s3://outputs/try{i}"
+    prefix = f"try{i}/{spec.stem}/preview"  # where the build publishes under ``uri``
     if where == "publishing":  # intake, analysis and render are not what this try attacks: a first build does them
         first = builds.build(spec, cache, uri, workdir / "logs" / f"{i}-warm.log")
         first.wait(timeout=RUN_DEADLINE_S)
-        for o in s3.list_objects_v2(Bucket="outputs", Prefix=f"try{i}/").get("Contents", []):
+        for o in s3.list_objects_v2(Bucket="outputs", Prefix=f"{prefix}/").get("Contents", []):
             s3.delete_object(Bucket="outputs", Key=o["Key"])
         for old in (cache / "outbox").glob("*/build.json"):  # so its reappearance marks the publish
             old.unlink()
@@ -134,13 +135,14 @@ def fault(i: int, where: str, rng: random.Random, weed: Weed, spec: Path, workdi
         problems.append(f"exit {code}, not one line: {lines[-20:]}")
     outbox = next(iter((cache / "outbox").glob("*")), None)
     if outbox is not None:
-        problems += reader_problems(s3, f"try{i}", outbox)
+        problems += reader_problems(s3, prefix, outbox)
     rerun = builds.build(spec, cache, uri, workdir / "logs" / f"{i}-{where}-rerun.log")
     if rerun.wait(timeout=RUN_DEADLINE_S) != 0:
         problems.append(f"the rerun failed: {said(workdir / 'logs' / f'{i}-{where}-rerun.log')[-10:]}")
     elif outbox is not None:
-        problems += reader_problems(s3, f"try{i}", outbox)
-        got = s3.get_object(Bucket="outputs", Key=f"try{i}/episode.mp4")["Body"].read()
+        listed = s3.list_objects_v2(Bucket="outputs", Prefix=f"{prefix}/build.json").get("KeyCount", 0)
+        problems += reader_problems(s3, prefix, outbox) + ([] if listed else ["the rerun published no build.json"])
+        got = s3.get_object(Bucket="outputs", Key=f"{prefix}/episode.mp4")["Body"].read()
         if got != (outbox / "episode.mp4").read_bytes():
             problems.append("the published episode.mp4 differs from the outbox's")
     return {"where": where, "killed_at_s": killed_at, "exit": code, "message": lines[-1] if lines else "",
