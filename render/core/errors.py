@@ -64,9 +64,11 @@ class DiskFull(UserError):
 
     def __init__(self, path: Path, free: int, total: int, needed: int):
         self.path, self.free, self.total, self.needed = Path(path), free, total, needed
+        # what the write held when the disk filled is a floor for what it needs, once it is worth saying
+        need = f"more than {_mb(free + needed)}" if needed >= 100_000 else "more space than that"
         super().__init__(f"{path}: no space left on device ({_mb(free)} free of {_mb(total)}); writing it needs "
-                         f"more than {_mb(free + needed)} there: free space (or point --cache/--out at a bigger "
-                         f"disk) and run the same command again, everything finished so far is kept")
+                         f"{need} there: free space (or point --cache/--out at a bigger disk) and run the "
+                         f"same command again, everything finished so far is kept")
 
     @staticmethod
     def caused(exc: BaseException) -> bool:

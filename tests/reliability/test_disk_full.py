@@ -22,7 +22,7 @@ def test_python_running_out_of_space_names_the_output(tmp_path):
             full.flush()
     msg = str(caught.value)
     assert isinstance(caught.value, UserError) and "\n" not in msg
-    assert msg.startswith(f"{out}: no space left on device (") and " MB free of " in msg and "needs more than" in msg
+    assert msg.startswith(f"{out}: no space left on device (") and " MB free of " in msg and "writing it needs" in msg
     assert not out.exists() and list(out.parent.iterdir()) == []  # no temporary left either
 
 
