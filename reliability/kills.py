@@ -59,7 +59,9 @@ def stage_of(running: list[str], out_folder: Path, cache: Path, since: float) ->
 
 
 def _reached(stage: str, target: str) -> bool:
-    return stage in STAGES and STAGES.index(stage) >= STAGES.index(target) or stage == "finished"
+    """Whether a build seen in ``stage`` is at or past ``target``; one that went straight to finished
+    (nothing left to do after the last kill) is left to finish, which ends the chain with its check."""
+    return stage in STAGES and STAGES.index(stage) >= STAGES.index(target)
 
 
 def intact_pieces(cache: Path) -> list[str]:
