@@ -146,7 +146,7 @@ def fault(i: int, where: str, rng: random.Random, weed: Weed, spec: Path, workdi
         if got != (outbox / "episode.mp4").read_bytes():
             problems.append("the published episode.mp4 differs from the outbox's")
     return {"where": where, "killed_at_s": killed_at, "exit": code, "message": lines[-1] if lines else "",
-            "failures": problems}
+            "identical": not problems, "failures": problems}
 
 
 def run(seed: int, outage_s: float, workdir: Path) -> dict:
@@ -175,7 +175,8 @@ def run(seed: int, outage_s: float, workdir: Path) -> dict:
         weed.kill()
     failures = [f"{r['where']}: {f}" for r in results for f in r["failures"]]
     return {"attack": "storage faults", "seed": seed, "tries": len(results), "crashes": len(failures), "hangs": 0,
-            "lost": 0, "results": results, "failures": failures}
+            "lost": 0, "identical_reruns": sum(r["identical"] for r in results), "results": results,
+            "failures": failures}
 
 
 def main() -> int:
