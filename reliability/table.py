@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-HEADER = ("| attack | seed | tries | crashes | hangs | records lost | peak memory (ours / largest child) "
+HEADER = ("| attack | seed | tries | crashes | hangs | records lost (identical reruns) "
+          "| peak memory (ours / largest child) "
           "| slowest call | reproduce |\n|---|---|---|---|---|---|---|---|---|")
 
 
