@@ -87,10 +87,10 @@ def run_attack(attack: str, seed: int, count: int, workdir: Path) -> dict:
 
 def _intake_and_build(callout, cache, made: dict[str, dict], attack: str, seed: int, workdir: Path) -> dict:
     """Each record through ``intake_record`` and, accepted, a one-second clip through the render path."""
-    from render.compose import pieces as compose
     from render.core.house import PROFILES
     from render.edit import plan
     from render.intake.records import Quarantined, Source, intake_record
+    from render.master.programme import write_clip
 
     failures, outcomes, slowest = [], {"accepted": 0, "quarantined": 0, "built": 0}, 0.0
     crashes = hangs = 0
@@ -108,7 +108,7 @@ def _intake_and_build(callout, cache, made: dict[str, dict], attack: str, seed: 
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if shot is not None:
                     clip = (result, shot, PROFILES["preview"], "blur", cache, out)
-                    harness.with_deadline(lambda c=clip: compose.write_clip(*c), CALL_DEADLINE_S)
+                    harness.with_deadline(lambda c=clip: write_clip(*c), CALL_DEADLINE_S)
                     outcomes["built"] += 1
         except harness.Deadline as exc:
             hangs += 1

@@ -1,6 +1,6 @@
-"""The fuzzers' JSON reports as the one Markdown table of docs/reliability.md.
+"""The fuzzers' and the build attacks' JSON reports as the one Markdown table of docs/reliability.md.
 
-    python -m reliability.table uploads.json specs.json
+    python -m reliability.table uploads.json specs.json kills.json disk.json side.json
 """
 
 from __future__ import annotations
@@ -9,20 +9,24 @@ import json
 import sys
 from pathlib import Path
 
-HEADER = ("| attack | seed | tries | crashes | hangs | records lost | peak memory (ours / largest child) "
+HEADER = ("| attack | seed | tries | crashes | hangs | records lost (identical reruns) "
+          "| peak memory (ours / largest child) "
           "| slowest call | reproduce |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def rows(report: dict, kind: str) -> list[str]:
     out = []
-    for a in report["attacks"]:
+    for a in report.get("attacks", [report]):  # a build attack's report is one attack
         memory = a.get("peak_memory", {})
-        child = f"{memory['largest_child_mb']:.0f} MB" if memory.get("largest_child_mb") else "-"
+        # a build attack's largest child is the largest process of the builds it ran
+        largest = memory.get("largest_child_mb") or memory.get("build_tree_largest_mb")
+        child = f"{largest:.0f} MB" if largest else "-"
         ours = f"{memory['self_mb']:.0f} MB" if memory.get("self_mb") else "-"
         slowest = (f"{a['slowest_call_cpu_s']:.2f} s CPU" if "slowest_call_cpu_s" in a
-                   else f"{a.get('slowest_call_s', 0):.0f} s")
+                   else f"{a['seconds']:.0f} s in all" if kind == "build" else f"{a.get('slowest_call_s', 0):.0f} s")
+        lost = f"{a['lost']}" + (f" ({a['identical_reruns']} identical reruns)" if "identical_reruns" in a else "")
         out.append(f"| {kind}: {a['attack']} | {report['seed']} | {a['tries']} | {a['crashes']} | {a['hangs']} "
-                   f"| {a['lost']} | {ours} / {child} | {slowest} | `{a['command']}` |")
+                   f"| {lost} | {ours} / {child} | {slowest} | `{a['command']}` |")
     return out
 
 
@@ -30,7 +34,8 @@ def main(paths: list[str]) -> int:
     print(HEADER)
     for path in paths:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
-        kind = "spec" if "fuzz_specs" in report["attacks"][0]["command"] else "upload"
+        command = report.get("command") or report["attacks"][0]["command"]
+        kind = "spec" if "fuzz_specs" in command else "upload" if "fuzz_uploads" in command else "build"
         print("\n".join(rows(report, kind)))
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -82,8 +82,10 @@ class _Graph:
     every stream, overlap and trim is a difference of the same rounded values and the piece ends on
     exactly ``samples_for(frames)`` samples, whatever the transitions."""
 
-    def __init__(self, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, workdir: Path):
+    def __init__(self, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, workdir: Path,
+                 seek: bool = True):
         self.sources, self.house, self.fit_mode, self.workdir = sources, house, fit_mode, workdir
+        self.seek = seek
         self.rate = house.rate
         self.inputs: list[str] = []
         self.statements: list[str] = []
@@ -93,6 +95,29 @@ class _Graph:
         self.inputs += args
         self.n_inputs += 1
         return self.n_inputs - 1
+
+    def open_at(self, src: Source, start_s: Fraction, seconds: Fraction, before: list[str]) -> Callable[[int], str]:
+        """Add ``src`` as an input decoded from ``start_s`` for ``seconds`` (``before``: options ahead of
+        the seek); returns a function giving the label of its stream ``i`` (each used once).
+
+        The one place a render seeks: ffmpeg seeks the input, or, in a graph built with ``seek=False``,
+        the input is decoded from its start and trimmed in the graph to the same times (what ffmpeg's own
+        accurate seek does after its jump). That is the render's second try when the first does not come
+        out exact: some inputs cannot be seeked at all (an FLV before its first 0.1 s: ffmpeg reports
+        "could not seek" and gives nothing)."""
+        trim = start_s > 0 and not self.seek
+        seek = ["-ss", sec(start_s)] if start_s > 0 and self.seek else []
+        idx = self.input([*before, *seek, "-t", sec(seconds + (start_s if trim else 0) + 1),
+                          *conform.decoder_args(src.media), *ffmpeg.untrusted_input(src.link, src.demuxer)])
+
+        def stream(i: int) -> str:
+            if not trim:
+                return f"{idx}:{i}"
+            a = "a" if src.media.audio is not None and i == src.media.audio.index else ""
+            self.statements.append(f"[{idx}:{i}]{a}trim=start={sec(start_s)},{a}setpts=PTS-{sec(start_s)}/TB"
+                                   f"[in{idx}s{i}]")
+            return f"in{idx}s{i}"
+        return stream
 
     def samples(self, first: int, end: int) -> int:
         """Samples between piece frames ``first`` and ``end`` on the piece's clock."""
@@ -160,14 +185,14 @@ def _item_streams(g: _Graph, it: _Item, tag: str, sound: bool = True) -> tuple[s
     return _faded(g, it, pic, a, tag)
 
 
-def _decode(g: _Graph, it: _Item, src: Source) -> tuple[int, int, int]:
-    """Add the input that decodes a video or sound from the item's first frame; returns its input
-    index, the frames it gives and the frames to hold before them (a pre-roll before its start)."""
+def _decode(g: _Graph, it: _Item, src: Source) -> tuple[Callable[[int], str], int, int]:
+    """Add the input that decodes a video or sound from the item's first frame; returns its streams'
+    labels (``_Graph.open_at``), the frames it gives and the frames to hold before them (a pre-roll)."""
     shot, media, rate = it.shot, src.media, g.rate
     start_s, hold = _hold(shot.source_in_s + to_seconds(it.offset, rate), it.frames, rate)
     decoded = it.frames - hold
     seconds = to_seconds(decoded, rate)
-    opts: list[str] = []
+    loop: list[str] = []
     if shot.kind == "video":
         # animated GIFs loop, as they do on the web (from their first frame at the shot's start); a
         # blink of one (a single frame) just holds, because looping it makes no progress in time and
@@ -175,31 +200,27 @@ def _decode(g: _Graph, it: _Item, src: Source) -> tuple[int, int, int]:
         phase = start_s - shot.source_in_s
         if (src.demuxer == "gif" and media.duration_s and media.duration_s >= Fraction(1, 2)
                 and seconds > media.duration_s - start_s):
-            opts += ["-stream_loop", "-1"]
+            loop = ["-stream_loop", "-1"]
             start_s = phase % media.duration_s if phase > 0 else Fraction(0)
-    if start_s > 0:
-        opts += ["-ss", sec(start_s)]
-    opts += ["-t", sec(seconds + 1)]
-    idx = g.input(opts + conform.decoder_args(media) + ffmpeg.untrusted_input(src.link, src.demuxer))
-    return idx, decoded, hold
+    return g.open_at(src, start_s, seconds, loop), decoded, hold
 
 
 def _moving(g: _Graph, it: _Item, src: Source | None, a: str, tag: str, sound: bool) -> str:
     """A video's or a sound's picture (returns its label) and its sound into ``[a]``."""
     assert src is not None and src.link is not None, f"no source for {it.shot.record_id}"
     shot, media = it.shot, src.media
-    idx, decoded, hold = _decode(g, it, src)
+    stream, decoded, hold = _decode(g, it, src)
     n_samples = g.samples(it.first, it.end)
     held = g.samples(it.first, it.first + hold)
     if shot.kind == "video":
-        g.statements += conform.video_chain(f"{idx}:{media.video.index}", f"{tag}dec", media, g.house, decoded,
+        g.statements += conform.video_chain(stream(media.video.index), f"{tag}dec", media, g.house, decoded,
                                             g.fit_mode, tag)
         if media.audio and sound:
-            _sound_from(g, f"{idx}:{media.audio.index}", a, n_samples, held, shot.gain_db, tag)
+            _sound_from(g, stream(media.audio.index), a, n_samples, held, shot.gain_db, tag)
         else:
             g.statements.append(conform.silence(a, n_samples))
     else:
-        _waveform(g, it, f"{idx}:{media.audio.index}", held, tag)
+        _waveform(g, it, stream(media.audio.index), held, tag)
         _sound_from(g, f"{tag}s", a, n_samples, held, shot.gain_db, tag)
         hold = 0  # the background ran from the first frame: nothing to hold
     pic = f"{tag}pic"
@@ -361,8 +382,7 @@ def _bed_stream(g: _Graph, bed: Bed, at: int, first: int, end: int, out: str, ta
     start_s, hold = _hold(bed.source_in_s + to_seconds(first - at, g.rate), end - first, g.rate)
     total = g.samples(first, end)
     held = g.samples(first, first + hold)
-    idx = g.input(["-ss", sec(start_s), "-t", sec(to_seconds(end - first - hold, g.rate) + 1),
-                   *ffmpeg.untrusted_input(src.link, src.demuxer)])
+    stream = g.open_at(src, start_s, to_seconds(end - first - hold, g.rate), [])
     shift = first + hold - at  # the ducking runs on the bed chain's clock
     after = _ducking(dataclasses.replace(bed, duck=tuple((x - shift, y - shift) for x, y in bed.duck)), g.rate)
     if dips[0]:
@@ -370,7 +390,7 @@ def _bed_stream(g: _Graph, bed: Bed, at: int, first: int, end: int, out: str, ta
     if dips[1]:
         after += (f"afade=t=out:start_sample={g.samples(first + hold, end - dips[1])}:"
                   f"nb_samples={g.samples(end - dips[1], end)},")
-    _sound_from(g, f"{idx}:{src.media.audio.index}", out, total, held, bed.gain_db, tag, after_gain=after,
+    _sound_from(g, stream(src.media.audio.index), out, total, held, bed.gain_db, tag, after_gain=after,
                 fades=fades)
 
 
@@ -394,7 +414,7 @@ def _under(g: _Graph, own: str, bed: Bed | None, bed_label: str, samples: int, o
 
 def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,
                   workdir: Path, video_out: Path | None, audio_out: Path | None, bed: Bed | None = None,
-                  edges: Edges = _NO_EDGES, qc_view: tuple[Path, Path] | None = None) -> list[str]:
+                  edges: Edges = _NO_EDGES, qc_view: tuple[Path, Path] | None = None, seek: bool = True) -> list[str]:
     """The ffmpeg argv that renders ``shots`` (over ``bed``'s sound, if any) with the transitions between
     them and across the piece's ``edges``; writes the ASS files it needs into ``workdir``. With
     ``qc_view`` (a statistics file, a FIFO) the finished picture is also measured for QC, in the same pass.
@@ -405,7 +425,7 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     this side's half of the blend only: the piece is cut out of the longer run at the end, so its frame
     and sample counts are exactly its own shots'.
     """
-    g = _Graph(sources, house, fit_mode, workdir)
+    g = _Graph(sources, house, fit_mode, workdir, seek)
     total_frames = sum(s.frames for s in shots)
     items, before, after = _items(shots, edges)
     own_a, first, end = _own_run(g, items, bed, edges)

@@ -24,7 +24,7 @@ from render import __version__
 from render.compose import graph, measure
 from render.compose.pieces import Piece
 from render.core import ffmpeg, pipe
-from render.core.cache import Cache, atomic_dir, key_of, write_text_atomic
+from render.core.cache import Cache, atomic_dir, held, key_of, write_text_atomic
 from render.core.errors import FfmpegError
 from render.core.house import HouseFormat
 from render.core.timebase import samples_for, to_seconds
@@ -69,21 +69,40 @@ def render_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
         return found
     key = piece_key(piece, sources, house, fit_mode)
     folder = _piece_folder(key, house, cache)
+    # two builds on one cache that need the same piece render it once: the second waits, then finds it
+    with held(folder):
+        return cached_piece(piece, sources, house, fit_mode, cache) or _render(piece, sources, house, fit_mode,
+                                                                              key, folder, progress)
+
+
+def _render(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, key: str,
+            folder: Path, progress: Callable[[float], None] | None) -> RenderedPiece:
     video, audio = folder / "video.mp4", folder / "audio.wav"
     seconds = float(to_seconds(piece.frames, house.rate))
     # QC's picture measures are taken from the picture as it goes to the encoder, in this pass: a
     # second decode of every 1080p piece cost a third as much CPU as encoding it. The join copies
     # these encodes bit for bit, so the file carries this picture up to the codec's quantisation,
     # which QC's low-pass leaves out of the legal-range reading anyway (EBU R 103)
-    with atomic_dir(folder) as tmp, tempfile.TemporaryDirectory(prefix="remixtv-qc-") as qdir:
-        meter = measure.PictureMeasure(Path(qdir) / "signalstats.txt")
-        with pipe.reading(measure.PictureMeasure.RECORD_BYTES, meter.feed) as view:
-            argv = graph.build_command(piece.shots, sources, house, fit_mode, tmp, tmp / "video.mp4",
-                                       tmp / "audio.wav", piece.bed, piece.edges, qc_view=(meter.stats, view))
-            ffmpeg.run(argv, timeout_s=120 + 30 * seconds,
-                       progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None)
-        _exact_counts(argv, tmp / "video.mp4", tmp / "audio.wav", piece.frames, samples_for(piece.frames, house.rate))
-        measured = meter.piece(tmp / "audio.wav", piece.frames, house, argv)
+    with atomic_dir(folder) as tmp:
+        measured = None
+        for seek in (True, False):  # the second try decodes every input from its start (``graph.open_at``)
+            with tempfile.TemporaryDirectory(prefix="remixtv-qc-") as qdir:
+                meter = measure.PictureMeasure(Path(qdir) / "signalstats.txt")
+                with pipe.reading(measure.PictureMeasure.RECORD_BYTES, meter.feed) as view:
+                    argv = graph.build_command(piece.shots, sources, house, fit_mode, tmp, tmp / "video.mp4",
+                                               tmp / "audio.wav", piece.bed, piece.edges,
+                                               qc_view=(meter.stats, view), seek=seek)
+                    ffmpeg.run(argv, timeout_s=120 + 30 * seconds,
+                               progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None)
+                try:
+                    _exact_counts(argv, tmp / "video.mp4", tmp / "audio.wav", piece.frames,
+                                  samples_for(piece.frames, house.rate))
+                except FfmpegError:
+                    if seek:
+                        continue
+                    raise
+                measured = meter.piece(tmp / "audio.wav", piece.frames, house, argv)
+                break
         write_text_atomic(tmp / QC_FILE, json.dumps(measured.to_json()))
         (tmp / "done.json").write_text(json.dumps({"segment": piece.segment_id, "piece": piece.index,
                                                    "frames": piece.frames, "engine": __version__,
@@ -143,8 +162,8 @@ def _intact(folder: Path) -> bool:
 
 def _exact_counts(argv: list[str], video: Path, audio: Path, frames: int, samples: int) -> None:
     """Refuse a render whose frame or sample count is not exact (a join would drift)."""
-    info = ffmpeg.ffprobe_output(video)
-    got = int(info["streams"][0].get("nb_frames", -1))
+    streams = ffmpeg.ffprobe_output(video).get("streams") or []  # none when no frame came out
+    got = int(streams[0].get("nb_frames", 0)) if streams else 0
     with wave.open(str(audio)) as w:
         got_samples = w.getnframes()
     if got != frames or got_samples != samples:

@@ -8,6 +8,7 @@ across builds and call-outs, and an edited upload is never served stale.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+
+from render.core.errors import DiskFull
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -89,6 +92,35 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
+def held(path: Path) -> Iterator[None]:
+    """Hold ``path``'s hidden lock file (``.<name>.lock`` beside it) for the block: one writer of
+    ``path`` at a time across processes sharing the folder; others wait their turn."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the empty lock file stays (removing it would race a waiter)
+
+
+@contextlib.contextmanager
+def _disk_full_named(path: Path, tmp: Path) -> Iterator[None]:
+    """Every output is written through ``atomic_path``/``atomic_dir``, so this is the one place a full
+    disk becomes ``DiskFull``: it names the output and what its temporary held when space ran out."""
+    try:
+        yield
+    except Exception as exc:
+        if not DiskFull.caused(exc):
+            raise
+        # the blocks it holds, not its length (a file ffmpeg seeked in can be longer than what it holds)
+        written = sum(f.stat().st_blocks * 512 for f in [tmp, *tmp.rglob("*")] if f.is_file()) if tmp.exists() else 0
+        usage = shutil.disk_usage(path.parent)
+        raise DiskFull(path, usage.free, usage.total, written) from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
@@ -98,8 +130,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with _disk_full_named(path, tmp):
+            yield tmp
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -113,14 +146,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with _disk_full_named(path, tmp):
+            yield tmp
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,30 @@ class FfmpegError(RemixError):
             f"{argv[0]} failed ({self.reason})\n  command: {' '.join(_quote(a) for a in argv)}\n"
             f"  stderr (tail):\n    " + "\n    ".join(stderr_tail.splitlines()[-12:])
         )
+
+
+class DiskFull(UserError):
+    """A write ran out of space (ENOSPC from Python, or ffmpeg's "No space left on device"): one line
+    naming where, what is free there and what the write needed, never a traceback."""
+
+    def __init__(self, path: Path, free: int, total: int, needed: int):
+        self.path, self.free, self.total, self.needed = Path(path), free, total, needed
+        # what the write held when the disk filled is a floor for what it needs, once it is worth saying
+        need = f"more than {_mb(free + needed)}" if needed >= 100_000 else "more space than that"
+        super().__init__(f"{path}: no space left on device ({_mb(free)} free of {_mb(total)}); writing it needs "
+                         f"{need} there: free space (or point --cache/--out at a bigger disk) and run the "
+                         f"same command again, everything finished so far is kept")
+
+    @staticmethod
+    def caused(exc: BaseException) -> bool:
+        """Whether ``exc`` is a write that found the disk full (a DiskFull inside an outer write too: the
+        outer one is named, the one a user knows)."""
+        return isinstance(exc, DiskFull) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+            isinstance(exc, FfmpegError) and "No space left on device" in exc.stderr_tail)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 class MediaRejected(RemixError):

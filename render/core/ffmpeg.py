@@ -218,9 +218,16 @@ def _wait(proc: subprocess.Popen, argv: list[str], timeout_s: float, tail: deque
             out_file.close()
 
 
+#: ffmpeg exits 0 when the last write of a file fails (a disk that fills as the trailer goes out):
+#: the file is broken (no moov), and only these lines on stderr tell
+_UNFINISHED = ("Error writing trailer", "Error closing file")
+
+
 def _check_exit(proc: subprocess.Popen, argv: list[str], tail: deque[str], memory_bytes: int) -> None:
     if proc.returncode != 0 and _stopping.is_set():
         raise Interrupted(f"stopped: {argv[0]}")
+    if proc.returncode == 0 and any(m in line for line in tail for m in _UNFINISHED):
+        raise FfmpegError(argv, 0, "\n".join(tail), "exit code 0, but its output was not finished")
     if proc.returncode != 0:
         reason = f"exit code {proc.returncode}"
         if proc.returncode < 0:
