@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO
+
+from tests.support import REPO
+from tests.support.media import CORPUS
 
 
 def attack(module: str, tmp_path: Path, *args: str) -> dict:

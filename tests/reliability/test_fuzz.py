@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.support import REPO
 from tests.support.media import CORPUS
 

@@ -8,7 +8,6 @@ import subprocess
 from fractions import Fraction
 
 import pytest
-from conftest import corpus, ffprobe, source_of
 
 from render.compose import store
 from render.core.cache import Cache
@@ -16,6 +15,7 @@ from render.core.errors import FfmpegError
 from render.core.house import PROFILES
 from render.edit import plan
 from render.master.programme import write_clip
+from tests.support.media import corpus, ffprobe, source_of
 
 FLV = "h264_aac_1080x720_60fps.flv"  # ffmpeg "could not seek to position 0.100": no frame after -ss 0.033
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import threading
 from fractions import Fraction
 
-from conftest import corpus, ffprobe, source_of
-
 from render.compose import store
 from render.compose.pieces import Piece
 from render.core.cache import Cache
 from render.core.house import PROFILES
 from render.edit import plan
+from tests.support.media import corpus, ffprobe, source_of
 
 
 def test_a_piece_wanted_twice_at_once_is_rendered_once(tmp_path):
