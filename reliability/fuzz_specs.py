@@ -165,16 +165,7 @@ def run_attack(attack: str, seed: int, count: int, workdir: Path) -> dict:
 
 
 def main() -> int:
-    args = harness.arguments(__doc__.splitlines()[0], SPEC_ATTACKS, 400)
-    attacks = args.attack or list(SPEC_ATTACKS)
-    if len(attacks) > 1:
-        report = harness.drive("reliability.fuzz_specs", args, attacks, child_timeout_s=1800)
-        return harness.write_report(args.out, report)
-    with tempfile.TemporaryDirectory(prefix="remixtv-fuzz-") as tmp:
-        workdir = Path(args.workdir or tmp) / f"specs-{attacks[0]}-{args.seed}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        report = run_attack(attacks[0], args.seed, args.count, workdir)
-    return harness.write_report(args.out, report)
+    return harness.main("reliability.fuzz_specs", __doc__, SPEC_ATTACKS, 400, run_attack, child_timeout_s=1800)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import os
 import random
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -136,15 +135,7 @@ def _intake_and_build(callout, cache, made: dict[str, dict], attack: str, seed: 
 
 
 def main() -> int:
-    args = harness.arguments(__doc__.splitlines()[0], UPLOAD_ATTACKS, 100)
-    attacks = args.attack or list(UPLOAD_ATTACKS)
-    if len(attacks) > 1:
-        report = harness.drive("reliability.fuzz_uploads", args, attacks, child_timeout_s=3600)
-        return harness.write_report(args.out, report)
-    with tempfile.TemporaryDirectory(prefix="remixtv-fuzz-") as tmp:
-        workdir = Path(args.workdir or tmp) / f"uploads-{attacks[0]}-{args.seed}"
-        report = run_attack(attacks[0], args.seed, args.count, workdir)
-    return harness.write_report(args.out, report)
+    return harness.main("reliability.fuzz_uploads", __doc__, UPLOAD_ATTACKS, 100, run_attack, child_timeout_s=3600)
 
 
 if __name__ == "__main__":

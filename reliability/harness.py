@@ -136,6 +136,23 @@ def drive(module: str, args: argparse.Namespace, attacks: list[str], child_timeo
             "attacks": results}
 
 
+def main(module: str, doc: str, attacks: dict, default_count: int, run_attack, child_timeout_s: float) -> int:
+    """A fuzzer's command line: every attack asked for in a child of its own (``drive``), or, in that
+    child, the one attack (``run_attack(attack, seed, count, workdir)``); the report goes to ``--out``."""
+    import tempfile
+
+    args = arguments(doc.splitlines()[0], attacks, default_count)
+    chosen = args.attack or list(attacks)
+    if len(chosen) > 1:
+        return write_report(args.out, drive(module, args, chosen, child_timeout_s=child_timeout_s))
+    name = module.rsplit("_", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix="remixtv-fuzz-") as tmp:
+        workdir = Path(args.workdir or tmp) / f"{name}-{chosen[0]}-{args.seed}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = run_attack(chosen[0], args.seed, args.count, workdir)
+    return write_report(args.out, report)
+
+
 def write_report(path: str, report: dict) -> int:
     """Write the JSON report; exit status 1 when anything crashed, hung or was lost."""
     Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

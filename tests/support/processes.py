@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reliability.builds import descendants  # the one walk of /proc, shared with the attacks
 from tests.support import REPO, numba_cache
 
 
@@ -53,24 +54,6 @@ def start_build(spec: Path, cache: Path, out: Path, env: dict, log: Path, *extra
 def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
     """Wait for a build started by ``start_build``; fail with its log's tail unless it exits 0."""
     assert proc.wait(timeout=timeout) == 0, f"build failed:\n{log.read_text()[-4000:]}"
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (ffmpeg runs in sessions of its own, so a group kill misses it)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def cmdline(pid: int) -> bytes:
