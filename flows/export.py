@@ -14,8 +14,6 @@ from prefect import flow
 from render.core.cache import Cache
 from render.core.house import profile as house_profile
 from render.deliver import exports
-from render.deliver.exports.media import write_media
-from render.deliver.exports.timeline import to_otio
 from render.edit.spec import load_spec
 
 from . import runners
@@ -30,8 +28,6 @@ def export_flow(spec_path: str, fmt: str, out_dir: str, media: str = "conformed"
     house = house_profile(profile)
     cache = Cache(Path(cache_root) if cache_root else None)
     report, _, timeline, _ = plan_episode(spec, str(cache.root))
-    folder = Path(out_dir)
-    files = write_media(timeline, report.sources, report.callout, house, spec.fit, cache, folder / "media", media)
-    model = to_otio(timeline, files, report.callout, start_frame, Path(spec_path).stem)
-    out = folder / f"{Path(spec_path).stem}.{exports.FORMATS[fmt]}"
-    return str(exports.write(model, fmt, out, house))
+    written = exports.export(timeline, report.sources, report.callout, house, spec.fit, cache, Path(out_dir),
+                             Path(spec_path).stem, [fmt], media, start_frame)
+    return str(written[0])

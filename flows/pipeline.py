@@ -1,7 +1,7 @@
 """The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
 
     stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> captions
-          -> deliverables (masters, when asked) -> deliver -> publish
+          -> deliverables (masters, when asked) -> exports (when asked) -> deliver -> publish
 
 and each step is a task or a subflow of its own in Prefect's UI.
 
@@ -32,7 +32,7 @@ from render.core.errors import FfmpegError, MediaRejected
 from render.core.house import profile as house_profile
 from render.core.outputs import output_lock
 from render.core.timebase import to_seconds
-from render.deliver import crediting, deliverables
+from render.deliver import crediting, deliverables, exports
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
 from render.deliver.captions import episode as captions_mod
@@ -303,13 +303,24 @@ def deliverables_task(timeline: Timeline, callout: CallOut, rendered: list[store
                                 deliverables.request(targets, leader))
 
 
+# --- exports: the cut for an NLE, beside the episode (when asked) ----------------------------------
+
+@task(name="exports", cache_policy=NO_CACHE)
+def exports_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, timeline: Timeline,
+                 report: IntakeReport, formats: tuple[str, ...], cache_root: str) -> list[str]:
+    """``export/<spec>.<ext>`` for each format and ``export/media/``, beside the episode (``build --export``)."""
+    written = exports.export(timeline, report.sources, report.callout, house_profile(profile), spec.fit,
+                             Cache(Path(cache_root)), Path(folder) / "export", Path(spec_path).stem, formats)
+    return [str(p.relative_to(folder)) for p in written]
+
+
 # --- deliver: the files beside the episode --------------------------------------------------------
 
 @task(name="deliver", cache_policy=NO_CACHE)
 def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, timeline: Timeline,
                  report: IntakeReport, credits: credits_mod.Credits, rendered: list[store.RenderedPiece],
-                 joined: programme.Joined, qc_report: dict, captions: dict, delivered: dict | None, seconds: float,
-                 cache_root: str) -> dict:
+                 joined: programme.Joined, qc_report: dict, captions: dict, delivered: dict | None,
+                 exported: list[str] | None, seconds: float, cache_root: str) -> dict:
     """Credits, the ledger (when the spec sets a pool), intake.json, build.json and the review page
     beside the episode; returns build.json's content."""
     out = Path(folder)
@@ -323,6 +334,8 @@ def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, t
     build = build_report(spec_path, profile, timeline, report, credits, rendered, joined, seconds,
                          tuple(ledger.warnings) if ledger else (), qc_report)
     build["captions"] = captions
+    if exported:
+        build["exports"] = exported
     if delivered:
         build["deliver"] = {"index": "deliver/" + deliverables.INDEX, "qc_passed": delivered["qc_passed"],
                             "files": [{k: f[k] for k in ("role", "path", "size", "md5")} for f in delivered["files"]]}
@@ -392,10 +405,12 @@ def analyze_callout_flow(callout_dir: str, cache_root: str | None = None) -> tup
 
 @flow(name="build-episode", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", cache_root: str | None = None,
-               variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
+               variables: dict[str, str] | None = None, deliver: str | None = None,
+               export: tuple[str, ...] = ()) -> dict:
     """Build one episode: the cut, its credits, a build report and a review page, under
     ``OUT/<spec>/<profile>/``. ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``);
-    ``deliver`` (``--deliver network,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``.
+    ``deliver`` (``--deliver network,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``;
+    ``export`` (``--export otio,fcp7xml``) writes the cut for an NLE into ``export/``.
     """
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
@@ -410,9 +425,11 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), episode, root)  # captions
         delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
                                       str(folder / "deliver"), targets, spec.leader) if targets else None  # deliverables
+    exported = exports_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report),
+                            tuple(export), root) if export else None                        # exports
     build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),
-                         _arg(rendered), joined, qc_report, captions, delivered, time.monotonic() - started,
-                         root)                                                                           # deliver
+                         _arg(rendered), joined, qc_report, captions, delivered, exported,
+                         time.monotonic() - started, root)                                  # deliver
     if publish_to:
         storage.publish_task(str(folder), publish_to)                                       # publish
     return build

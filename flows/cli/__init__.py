@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deliver", metavar="TARGETS", default=None,
                    help="with --profile master, also write deliver/: network (ProRes mezzanine), web (YouTube MP4), "
                         "comma-separated; overrides the spec's deliver:")
+    p.add_argument("--export", metavar="FORMATS", default=None,
+                   help="also write the cut for an NLE into export/: otio, otioz, fcp7xml, edl, mlt, comma-separated")
 
     p = _verb(sub, validate, "validate", "check a spec and its call-out without rendering")
     p.add_argument("spec", help="episode spec YAML; an s3:// call-out is staged into the cache to be checked")

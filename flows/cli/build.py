@@ -16,10 +16,17 @@ def run(args) -> int:
     if args.watch:
         return watch(args, variables)
     result = build(Path(args.spec), args.profile, args.out, args.cache, args.verbose, args.dask, variables,
-                   args.deliver)
+                   args.deliver, export_formats(args.export))
     if args.strict and not (result.get("qc") or {}).get("passed", False):
         return 3
     return 0
+
+
+def export_formats(text: str | None) -> tuple[str, ...]:
+    """``--export otio,fcp7xml`` as formats, each checked (an unknown one is a one-line error listing them)."""
+    from render.deliver.exports import check_format
+
+    return tuple(check_format(f.strip()) for f in (text or "").split(",") if f.strip())
 
 
 def spec_variables(pairs: list[str] | None) -> dict[str, str]:
@@ -34,7 +41,8 @@ def spec_variables(pairs: list[str] | None) -> dict[str, str]:
 
 
 def build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose: bool,
-          dask: str | None = None, variables: dict[str, str] | None = None, deliver: str | None = None) -> dict:
+          dask: str | None = None, variables: dict[str, str] | None = None, deliver: str | None = None,
+          export: tuple[str, ...] = ()) -> dict:
     """One build, with progress bars and a summary; prints where the episode is; returns build.json's content."""
     from flows import storage
     from flows.prefect_setup import session
@@ -49,7 +57,7 @@ def build(spec: Path, profile: str, out: str | Path, cache: str | None, verbose:
         from flows.pipeline import build_flow
 
         with terminal.bars(err).progress:
-            result = build_flow(str(spec), profile, out, cache, variables=variables, deliver=deliver)
+            result = build_flow(str(spec), profile, out, cache, variables=variables, deliver=deliver, export=export)
     terminal.build_summary(err, result, time.monotonic() - started)
     if storage.is_uri(out):
         print(f"{storage.join_uri(out, spec.stem, profile)}/episode.mp4")

@@ -57,7 +57,7 @@ def exported(tmp_path_factory, prefect_harness, cache_dir):
     from flows.export import export_flow
     from flows.pipeline import build_flow
 
-    build = build_flow(str(spec), "preview", str(root / "out"), str(cache_dir))
+    build = build_flow(str(spec), "preview", str(root / "out"), str(cache_dir), export=("otio", "edl"))
     out = root / "export"
     paths = {fmt: Path(export_flow(str(spec), fmt, str(out), cache_root=str(cache_dir))) for fmt in FORMATS}
     paths["original"] = Path(export_flow(str(spec), "otio", str(root / "original"), media="original",
@@ -130,6 +130,21 @@ def test_the_otio_timeline_is_the_cut(exported):
     assert any(n.startswith("dip") for n in names)
     otioz = otio.adapters.read_from_file(str(paths["otioz"]))
     assert _clips(otioz.tracks[0]) == got and otioz.duration().value == frames
+
+
+def test_a_build_writes_exports_beside_the_episode(exported):
+    build, episode, paths, _ = exported
+    beside = episode.parent / "export"
+    assert build["exports"] == ["export/spec.otio", "export/spec.edl"]
+    # the same cut as `remixtv export` writes: the same clips on the same tracks, the same EDL events
+    ours, theirs = otio.adapters.read_from_file(str(beside / "spec.otio")), otio.adapters.read_from_file(
+        str(paths["otio"]))
+    assert [[(c.name, c.range_in_parent()) for c in t.find_clips()] for t in ours.tracks] == \
+        [[(c.name, c.range_in_parent()) for c in t.find_clips()] for t in theirs.tracks]
+    events = [[ln for ln in p.read_text().splitlines() if ln[:3].isdigit()] for p in (beside / "spec.edl", paths["edl"])]
+    assert events[0] and events[0] == events[1]
+    assert all((beside / "media" / Path(c.media_reference.target_url).name).exists()
+               for c in ours.find_clips() if c.media_reference.target_url)
 
 
 def test_original_media_points_at_the_uploads(exported):

@@ -6,13 +6,17 @@ FCPX XML is not offered: its OTIO adapter cannot write 30000/1001 (OTIO issues #
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import opentimelineio as otio
 
-from render.core.cache import atomic_path, write_text_atomic
+from render.callout.folder import CallOut
+from render.core.cache import Cache, atomic_path, write_text_atomic
 from render.core.errors import UserError
 from render.core.house import HouseFormat
+from render.edit.timeline import Timeline
+from render.intake.records import Source
 
 from . import edl, fcp7, mlt
 
@@ -26,6 +30,19 @@ def check_format(name: str) -> str:
         raise UserError(f"unknown export format {name!r}: use one of {', '.join(FORMATS)} "
                         f"(FCPX XML is not offered: its adapter cannot write 30000/1001)")
     return name
+
+
+def export(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut, house: HouseFormat, fit_mode: str,
+           cache: Cache, folder: Path, name: str, formats: Sequence[str], media: str = "conformed",
+           start_frame: int = 0) -> list[Path]:
+    """Our Timeline as each of ``formats``, ``folder/<name>.<ext>``, playing the files written into
+    ``folder/media/`` (``media``: conformed house clips, or the original uploads)."""
+    from .media import write_media  # the media writer renders through compose and master, loaded when used
+    from .timeline import to_otio
+
+    files = write_media(timeline, sources, callout, house, fit_mode, cache, folder / "media", media)
+    model = to_otio(timeline, files, callout, start_frame, name)
+    return [write(model, fmt, folder / f"{name}.{FORMATS[fmt]}", house) for fmt in formats]
 
 
 def write(timeline: otio.schema.Timeline, fmt: str, out: Path, house: HouseFormat) -> Path:
