@@ -69,8 +69,9 @@ def render_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
         return found
     key = piece_key(piece, sources, house, fit_mode)
     folder = _piece_folder(key, house, cache)
-    # two builds on one cache that need the same piece render it once: the second waits, then finds it
-    with held(folder):
+    # two builds on one cache that need the same piece render it once: the second waits, then finds it.
+    # The lock files live apart from the pieces, so the piece folders hold pieces and nothing else
+    with held(cache.root / "locks" / key):
         return cached_piece(piece, sources, house, fit_mode, cache) or _render(piece, sources, house, fit_mode,
                                                                               key, folder, progress)
 

@@ -23,6 +23,7 @@ from render.compose.pieces import Piece, pieces
 from render.compose.store import COMPOSE_VERSION, RenderedPiece
 from render.core import ffmpeg
 from render.core.cache import Cache, atomic_path, key_of, write_text_atomic
+from render.core.errors import FfmpegError
 from render.core.house import HouseFormat
 from render.core.timebase import samples_for, to_seconds
 from render.edit.timeline import Shot, Timeline
@@ -99,8 +100,13 @@ class _Mux:
                               progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
 
         moov = moov_bytes(self.frames, self.total_samples, len(self.chapters))
-        said = run(self.argv(out, audio_in, audio_out, ["-moov_size", str(moov)], verbose))
-        if MOOV_TOO_SMALL in said:  # ffmpeg exits 0 with a broken file: write it again, the slow way
+        try:
+            said = run(self.argv(out, audio_in, audio_out, ["-moov_size", str(moov)], verbose))
+        except FfmpegError as exc:  # the runner refuses the unfinished file ffmpeg exits 0 with
+            if MOOV_TOO_SMALL not in exc.stderr_tail:
+                raise
+            said = MOOV_TOO_SMALL
+        if MOOV_TOO_SMALL in said:  # the reserved room was short: write it again, the slow way
             said = run(self.argv(out, audio_in, audio_out, ["-movflags", "+faststart"], verbose))
         return said
 

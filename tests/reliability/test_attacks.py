@@ -14,6 +14,13 @@ import pytest
 from tests.support import REPO
 from tests.support.media import CORPUS
 
+# Whole builds under attack, several each: kept out of the default run (`./run.sh test -m slow` runs
+# them). Faster tests hold the same behaviour: end_to_end/test_resume.py (a build killed mid-render and
+# mid-join reruns byte-identical, a second writer of one output is refused), reliability/test_disk_full.py
+# (a full disk stops in one line and leaves no broken file), reliability/test_shared_cache.py (one piece
+# wanted by two builds is rendered once)
+pytestmark = pytest.mark.slow
+
 
 def attack(module: str, tmp_path: Path, *args: str) -> dict:
     out = tmp_path / "report.json"

@@ -49,8 +49,10 @@ def ebur128(path: Path, start: float | None = None, seconds: float | None = None
 
 
 def framemd5(path: Path) -> list[str]:
-    """Every decoded video frame's and audio packet's MD5 (the lines after the header)."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0", "-f", "framemd5", "-"],
+    """Every decoded video frame's and audio packet's MD5 (the lines after the header); a subtitle
+    track (the captions) has no frames to hash, and is compared with the file's bytes."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-map", "0:a?", "-f", "framemd5",
+                          "-"],
                          capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if line and not line.startswith("#")]
 
