@@ -64,5 +64,4 @@ def level_chain(loudness: dict) -> str:
         return "anull"
     if mode == "linear":
         return f"volume={gain:.2f}dB"
-    plan = level_mod.LevelPlan("limited", gain, None, float(loudness["limiter_ceiling_dbtp"]))  # type: ignore[arg-type]
-    return level_mod.level_filter(plan)
+    return level_mod.limiter_chain(gain, float(loudness["limiter_ceiling_dbtp"]))

@@ -223,9 +223,14 @@ def level_filter(plan: LevelPlan, target: float = TARGET_LUFS, print_json: bool 
         return (f"loudnorm=I={target}:TP={plan.ceiling_dbtp:.2f}:LRA={LOUDNORM_LRA:g}:measured_I={i:.2f}:"
                 f"measured_TP={tp:.2f}:measured_LRA={lra:.2f}:measured_thresh={thresh:.2f}:offset=0:linear=true"
                 + (":print_format=json" if print_json else "") + f",aresample={AUDIO_RATE_HZ}")
-    limit = 10 ** (plan.ceiling_dbtp / 20)
+    return limiter_chain(plan.gain_db, plan.ceiling_dbtp)
+
+
+def limiter_chain(gain_db: float, ceiling_dbtp: float) -> str:
+    """One gain into the true-peak limiter: the ``limited`` levelling's filter chain (48 kHz in and out)."""
+    limit = 10 ** (ceiling_dbtp / 20)
     # limiting at 4x the rate puts inter-sample (true) peaks on samples the limiter can see
-    return (f"volume={plan.gain_db:.2f}dB,aresample={OVERSAMPLE_HZ},"
+    return (f"volume={gain_db:.2f}dB,aresample={OVERSAMPLE_HZ},"
             f"alimiter=limit={limit:.6f}:attack={LIMITER_ATTACK_MS}:release={LIMITER_RELEASE_MS}:level=0:latency=1,"
             f"aresample={AUDIO_RATE_HZ}")
 

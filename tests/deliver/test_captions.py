@@ -29,7 +29,6 @@ SENTENCES = ("The quick brown fox jumps over the lazy dog.",
              "Every morning the farmer feeds the hungry chickens.",
              "Nobody knows where the old cat hides at night.")
 GAP_S = 1.0
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is installed by ./run.sh setup")
 
 
 def _say(text: str, dest: Path) -> np.ndarray:

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageStat
+
 from tests.support.callouts import write_callout
 from tests.support.media import corpus, ffprobe
-from PIL import Image, ImageStat
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (Playwright's own browser download cannot run here)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -19,6 +19,8 @@ from render.edit.timeline import Timeline
 from render.intake.records import Source
 
 from . import edl, fcp7, mlt
+from .media import write_media
+from .timeline import to_otio
 
 #: format -> file extension
 FORMATS = {"otio": "otio", "otioz": "otioz", "fcp7xml": "xml", "edl": "edl", "mlt": "mlt"}
@@ -37,9 +39,6 @@ def export(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut, 
            start_frame: int = 0) -> list[Path]:
     """Our Timeline as each of ``formats``, ``folder/<name>.<ext>``, playing the files written into
     ``folder/media/`` (``media``: conformed house clips, or the original uploads)."""
-    from .media import write_media  # the media writer renders through compose and master, loaded when used
-    from .timeline import to_otio
-
     files = write_media(timeline, sources, callout, house, fit_mode, cache, folder / "media", media)
     model = to_otio(timeline, files, callout, start_frame, name)
     return [write(model, fmt, folder / f"{name}.{FORMATS[fmt]}", house) for fmt in formats]
