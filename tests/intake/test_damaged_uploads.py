@@ -64,9 +64,9 @@ def test_a_photo_whose_exif_text_is_not_utf8_renders(tmp_path):
     from PIL import Image
 
     from render.callout.folder import CallOut
-    from render.compose import pieces as compose
     from render.core.house import PROFILES
     from render.edit import plan
+    from render.master.programme import write_clip
     from render.intake.records import Source
 
     exif = Image.Exif()
@@ -79,7 +79,7 @@ def test_a_photo_whose_exif_text_is_not_utf8_renders(tmp_path):
     src = Source(plan_record(path), cache.content_hash(path), media=media,
                  link=safe_link(cache, path, cache.content_hash(path)))
     shot = plan.source_shot(src, CallOut(tmp_path, "t", "t", "", "", "", (), {}), None, max_frames=15)
-    out = compose.write_clip(src, shot, PROFILES["preview"], "blur", cache, tmp_path / "clip.mp4")
+    out = write_clip(src, shot, PROFILES["preview"], "blur", cache, tmp_path / "clip.mp4")
     assert out.stat().st_size > 0
 
 
