@@ -1,6 +1,6 @@
 """The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
 
-    stage -> intake (conform) -> analyse -> plan -> credits -> render -> master -> captions
+    stage -> intake (conform) -> analyse -> plan -> credits -> captions -> render -> master
           -> deliverables (masters, when asked) -> exports (when asked) -> deliver -> publish
 
 and each step is a task or a subflow of its own in Prefect's UI.
@@ -247,8 +247,10 @@ def render_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fi
 # --- master: join, level, chapters, QC -----------------------------------------------------------
 
 @task(name="join", cache_policy=NO_CACHE)
-def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: str, out_file: str) -> programme.Joined:
-    """The pieces joined into ``out_file`` by stream copy, the sound levelled, chapters at act breaks.
+def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: str, out_file: str,
+              subtitles: str | None) -> programme.Joined:
+    """The pieces joined into ``out_file`` by stream copy, the sound levelled, chapters at act breaks, and
+    the captions (``subtitles``, an SRT) as its subtitle track.
 
     The master's final file is re-measured by an independent meter; a preview keeps the level pass's
     own reading, so an edit does not pay a second decode of the whole programme, and re-encodes only
@@ -258,7 +260,8 @@ def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: 
     progress.start("join", seconds, "join")
     joined = programme.join(rendered, house, Path(out_file), title=timeline.title,
                             chapters=chapters.chapters(timeline), level=True, verify=profile == "master",
-                            splice=profile != "master", progress=progress.callback("join", "join", seconds))
+                            splice=profile != "master", subtitles=Path(subtitles) if subtitles else None,
+                            progress=progress.callback("join", "join", seconds))
     progress.finish("join")
     return joined
 
@@ -274,23 +277,27 @@ def qc_task(timeline: Timeline, rendered: list[store.RenderedPiece], out_file: s
 
 @flow(name="master", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def master_flow(timeline: Timeline, rendered: list[store.RenderedPiece], sources: dict[str, Source], profile: str,
-                out_file: str) -> tuple[programme.Joined, dict]:
-    """The rendered pieces made one programme (join, level, chapters), then QC'd (qc.json beside it).
-    Every piece carries its QC measures, taken as it was rendered (``render.compose.measure``)."""
-    joined = join_task(_arg(timeline), _arg(rendered), profile, out_file)
+                out_file: str, subtitles: str | None = None) -> tuple[programme.Joined, dict]:
+    """The rendered pieces made one programme (join, level, chapters, subtitle track), then QC'd (qc.json
+    beside it). Every piece carries its QC measures, taken as it was rendered (``render.compose.measure``)."""
+    joined = join_task(_arg(timeline), _arg(rendered), profile, out_file, subtitles)
     return joined, qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
 
 
 # --- captions: every spoken word, timed to the programme -----------------------------------------
 
 @task(name="captions", cache_policy=NO_CACHE)
-def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, analysis: Analysis, episode: str,
+def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, analysis: Analysis, folder: str,
                   cache_root: str) -> dict:
-    """captions.scc/.srt/.vtt/.json beside the episode and its ``mov_text`` track; transcripts come from
-    the call-out or from ``transcripts/`` beside the spec (an editor's corrections), else recognition."""
-    out = Path(episode)
-    return captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, out.parent,
-                                Cache(Path(cache_root)), Path(spec_path).parent / "transcripts", episode=out)
+    """captions.scc/.srt/.vtt/.json into ``folder``, before the join puts the SRT into the episode;
+    transcripts come from the call-out or from ``transcripts/`` beside the spec (an editor's
+    corrections), else recognition."""
+    seconds = float(to_seconds(timeline.frames, timeline.rate))
+    progress.start("captions", seconds, "captions")
+    made = captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, Path(folder),
+                                Cache(Path(cache_root)), Path(spec_path).parent / "transcripts")
+    progress.finish("captions")
+    return made
 
 
 # --- deliverables: what a network and YouTube accept (masters only, when asked) -------------------
@@ -420,9 +427,11 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
     episode = str(folder / "episode.mp4")
     with output_lock(Path(episode), root):  # one build per output; clears what a killed one left
+        captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), str(folder), root)  # captions
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
-        joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode)  # master
-        captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), episode, root)  # captions
+        subtitles = str(folder / captions["subtitles"]) if captions["subtitles"] else None
+        joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode,
+                                                       subtitles)                            # master
         delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
                                       str(folder / "deliver"), targets, spec.leader) if targets else None  # deliverables
     exported = exports_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report),

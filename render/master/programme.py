@@ -3,7 +3,7 @@
 ``join`` is the master stage's one entry. Handed the rendered pieces in programme order, it joins
 their pictures by stream copy, levels their sound (``level``), encodes it to AAC once (``sound``: in
 parts side by side, or, for the preview, re-encoding only what an edit changed) and muxes both with
-the chapters (``chapters``). Piece sound is kept as PCM, so no join has an AAC priming gap; each
+the chapters (``chapters``) and the captions (an SRT, as a ``mov_text`` subtitle track), in one pass. Piece sound is kept as PCM, so no join has an AAC priming gap; each
 piece's sound is rounded to whole samples independently, so the join can drift from the picture by
 at most half a sample per piece (0.5 ms over 50 pieces), and the programme's sound is trimmed to
 the exact sample count of its picture.
@@ -11,6 +11,7 @@ the exact sample count of its picture.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,15 +36,22 @@ from render.master import sound
 MOOV_TOO_SMALL = "reserved_moov_size is too small"
 
 
-def moov_bytes(frames: int, samples: int, chapters: int = 0) -> int:
+def moov_bytes(frames: int, samples: int, chapters: int = 0, cues: int = 0) -> int:
     """Space reserved before the media data for the MP4's index (moov), so the file is fast-start
     without ``+faststart``'s second pass, which rewrites the whole file (1.4 s of a 2 s preview join).
 
     The index costs ~11 bytes a sample here (22 minutes: 1.14 MB for 39 560 frames and 61 876 AAC
-    packets); 24 a sample (frames, AAC packets, chapters) plus 64 KiB leaves twice that. Should it not
-    fit, the muxer says so (and exits 0 with a broken file), and the join is written again with
-    ``+faststart``."""
-    return 65536 + 24 * (frames + samples // 1024 + 2 + chapters)
+    packets); 24 a sample (frames, AAC packets, chapters, and two a caption: a caption and the gap
+    before it are a sample each) plus 64 KiB leaves twice that. Should it not fit, the muxer says so
+    (and exits 0 with a broken file), and the join is written again with ``+faststart``."""
+    return 65536 + 24 * (frames + samples // 1024 + 2 + chapters + 2 * cues + 1)
+
+
+def srt_cues(path: Path | None) -> int:
+    """How many captions an SRT file holds (its blank-line-separated blocks)."""
+    if path is None:
+        return 0
+    return sum(1 for block in path.read_text(encoding="utf-8-sig").split("\n\n") if block.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +70,9 @@ class _Mux:
 
     def __init__(self, rendered: Sequence[RenderedPiece], house: HouseFormat, title: str,
                  chapters: tuple[chapters_mod.Chapter, ...], work: Path,
-                 progress: Callable[[float], None] | None):
+                 progress: Callable[[float], None] | None, subtitles: Path | None = None):
         self.house, self.title, self.chapters, self.work, self.progress = house, title, chapters, work, progress
+        self.subtitles, self.cues = subtitles, srt_cues(subtitles)
         self.sounds = [p.audio for p in rendered]
         self.sizes = [samples_for(p.frames, house.rate) for p in rendered]
         self.frames = sum(p.frames for p in rendered)
@@ -84,11 +93,14 @@ class _Mux:
 
     def argv(self, out: Path, audio_in: list[str], audio_out: list[str], fast_start: list[str],
              verbose: bool) -> list[str]:
+        captions = (["-f", "srt", "-i", str(self.subtitles)], ["-map", "3:0", "-c:s", "mov_text",
+                    "-metadata:s:s:0", "language=eng", "-metadata:s:s:0", "handler_name=Captions"]
+                    ) if self.subtitles else ([], [])
         return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
                 "-f", "concat", "-safe", "0", "-i", str(self.vlist), *audio_in,
-                "-f", "ffmetadata", "-i", str(self.meta),
+                "-f", "ffmetadata", "-i", str(self.meta), *captions[0],
                 "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2" if self.chapters else "-1",
-                "-c:v", "copy", *audio_out, "-metadata", f"title={self.title}", *fast_start,
+                *captions[1], "-c:v", "copy", *audio_out, "-metadata", f"title={self.title}", *fast_start,
                 "-movie_timescale", str(self.house.rate.numerator), "-f", "mp4", str(out)]
 
     def __call__(self, out: Path, audio_in: list[str], audio_out: list[str], verbose: bool = False) -> str:
@@ -99,7 +111,7 @@ class _Mux:
             return ffmpeg.run(cmd, timeout_s=300 + seconds,
                               progress=(lambda t: progress(min(1.0, t / seconds))) if progress else None).stderr_tail
 
-        moov = moov_bytes(self.frames, self.total_samples, len(self.chapters))
+        moov = moov_bytes(self.frames, self.total_samples, len(self.chapters), self.cues)
         try:
             said = run(self.argv(out, audio_in, audio_out, ["-moov_size", str(moov)], verbose))
         except FfmpegError as exc:  # the runner refuses the unfinished file ffmpeg exits 0 with
@@ -117,17 +129,20 @@ class _Mux:
 
 def join(rendered: Sequence[RenderedPiece], house: HouseFormat, out: Path, *, title: str = "",
          chapters: tuple[chapters_mod.Chapter, ...] = (), level: bool = False, verify: bool = True,
-         splice: bool = False, progress: Callable[[float], None] | None = None) -> Joined:
+         splice: bool = False, subtitles: Path | None = None,
+         progress: Callable[[float], None] | None = None) -> Joined:
     """Join rendered pieces into one MP4: video by stream copy, sound encoded to AAC.
 
     ``level`` levels the programme's sound to the delivery loudness (``level.level_programme``) and
-    (``verify``) re-measures the final file; ``chapters`` are written into the MP4. ``splice`` (the
+    (``verify``) re-measures the final file; ``chapters`` are written into the MP4, and ``subtitles`` (an
+    SRT in programme time) as its English ``mov_text`` track. ``splice`` (the
     preview's choice) levels by one gain and re-encodes only the sound that changed since the last
     join into ``out`` (``sound.encode``). Does nothing (``rewritten`` False) when ``out`` already
     holds exactly this join: a sidecar written after the file records its key, size and loudness figures.
     """
     key = key_of("join", COMPOSE_VERSION, house.key(), title, [p.key for p in rendered],
-                 [c.to_json(house.rate) for c in chapters], [level_mod.level_key(), verify] if level else None)
+                 [c.to_json(house.rate) for c in chapters], [level_mod.level_key(), verify] if level else None,
+                 hashlib.sha256(subtitles.read_bytes()).hexdigest() if subtitles else None)
     sidecar = out.with_name(f".{out.name}.key")
     kept_sound = out.with_name(f".{out.name}.aac")  # the spliced preview's programme AAC, for the next edit
     done = _sidecar(sidecar)
@@ -145,7 +160,7 @@ def join(rendered: Sequence[RenderedPiece], house: HouseFormat, out: Path, *, ti
               if splice and (plan is None or plan.mode != "limited") else None)
     loudness, sound_encode = None, None
     with tempfile.TemporaryDirectory(prefix="remixtv-join-") as tmpdir:
-        mux = _Mux(rendered, house, title, chapters, Path(tmpdir), progress)
+        mux = _Mux(rendered, house, title, chapters, Path(tmpdir), progress, subtitles)
         with atomic_path(out) as tmp:
             if layout is not None:
                 sound_encode = _spliced(mux, tmp, layout, (previous, kept_sound) if previous else None)

@@ -9,6 +9,7 @@ Real corpus media rendered into pieces with real ffmpeg (no Prefect: this is the
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import wave
 from fractions import Fraction
@@ -211,3 +212,31 @@ def test_the_index_goes_before_the_media_in_reserved_space_or_else_the_slow_way(
         assert decoded.stderr == "", (name, decoded.stderr[-500:])
         v = next(s for s in ffprobe(out)["streams"] if s["codec_type"] == "video")
         assert int(v["nb_frames"]) == 1050, name
+
+
+def test_the_join_muxes_the_captions_as_a_subtitle_track_beside_the_chapters(programme):
+    """Captions go into the episode in the join's own pass (no second pass over the file); new words
+    make a new join, the same words none."""
+    from render.master.chapters import Chapter
+
+    p = programme
+    pieces = p.render(p.timeline(0))
+    out = p.root / "captioned" / "episode.mp4"
+    out.parent.mkdir()
+    srt = p.root / "captioned" / "captions.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nHello there\n\n2\n00:00:20,000 --> 00:00:22,000\nBye\n\n")
+    chapters = (Chapter(0, 450, "One"), Chapter(450, 1050, "Two"))
+    assert p.master.join(pieces, p.house, out, chapters=chapters, subtitles=srt).rewritten
+    assert not p.master.join(pieces, p.house, out, chapters=chapters, subtitles=srt).rewritten
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nHello again\n\n")
+    assert p.master.join(pieces, p.house, out, chapters=chapters, subtitles=srt).rewritten
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_chapters",
+                                       str(out)], capture_output=True, text=True, check=True).stdout)
+    subs = [s for s in probe["streams"] if s["codec_type"] == "subtitle"]
+    assert [s["codec_name"] for s in subs] == ["mov_text"] and subs[0]["tags"]["language"] == "eng"
+    assert [c["tags"]["title"] for c in probe["chapters"]] == ["One", "Two"]
+    assert [s["codec_type"] for s in probe["streams"]].count("video") == 1
+    got = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-map", "0:s", "-f", "srt", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "Hello again" in got and "Hello there" not in got and "00:00:01,000 --> 00:00:02,500" in got
+    assert _atoms(out).index("moov") < _atoms(out).index("mdat")

@@ -1,5 +1,6 @@
-"""Captions for a built episode: which words each heard record says, laid out on the cut, written
-beside the episode with their QC, and put into the preview MP4 as a subtitle track.
+"""Captions for an episode: which words each heard record says, laid out on the cut, and written beside
+the episode with their QC. They need only the Timeline and the records, so they are made before the
+join, which muxes captions.srt into the episode as its subtitle track in its one pass.
 
 For each record the Timeline plays the sound of: its transcript (the spec's ``transcripts/`` folder,
 else the call-out's ``transcript`` column) force-aligned; a transcript that does not fit its sound
@@ -68,14 +69,29 @@ def _one(source: Source, callout: CallOut, audio: AudioAnalysis | None, cache: C
         return "", None, "", warn
 
 
+def _first_job(source: Source, callout: CallOut, audio: AudioAnalysis | None,
+               folder: Path | None) -> speech.Job | None:
+    """What ``_one`` decodes first for a record (its transcript to align, or None tokens to recognise),
+    or None when it decodes nothing (music, silence)."""
+    found, _ = transcripts.find(source.record, callout, folder)
+    if found is not None:
+        return source, list(found.tokens)
+    if source.record.kind == "music" or (audio is not None and audio.content in ("music", "silence")):
+        return None
+    return source, None
+
+
 def find_words(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
                audio: Mapping[str, AudioAnalysis], cache: Cache, folder: Path | None) -> Words:
-    """The words (or music) of every record whose sound the Timeline plays."""
+    """The words (or music) of every record whose sound the Timeline plays; the records not decoded
+    before are decoded first, side by side (``speech.prepare``)."""
     heard, music, sung, origins, warnings = {}, {}, set(), {}, []
-    for rid in dict.fromkeys(h.record_id for h in layout.sound_at(timeline)):
-        source = sources.get(rid)
-        if source is None or source.media is None or source.media.audio is None:
-            continue
+    played = [sources[rid] for rid in dict.fromkeys(h.record_id for h in layout.sound_at(timeline))
+              if rid in sources and sources[rid].media is not None and sources[rid].media.audio is not None]
+    speech.prepare([j for s in played if (j := _first_job(s, callout, audio.get(s.record.record_id), folder))],
+                   cache)
+    for source in played:
+        rid = source.record.record_id
         kind, got, origin, warn = _one(source, callout, audio.get(rid), cache, folder)
         warnings += warn
         if kind == "music":
@@ -107,9 +123,9 @@ def speech_ranges(timeline: Timeline, audio: Mapping[str, AudioAnalysis], words:
 
 def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut, audio: Mapping[str, AudioAnalysis],
             folder: Path, cache: Cache, transcripts_folder: Path | None = None,
-            start_timecode: str = files.PROGRAMME_START, episode: Path | None = None) -> dict:
-    """Write captions.scc, captions.srt, captions.vtt and captions.json into ``folder``; with ``episode``,
-    put the captions into it as a ``mov_text`` track. Returns build.json's ``captions`` summary."""
+            start_timecode: str = files.PROGRAMME_START) -> dict:
+    """Write captions.scc, captions.srt, captions.vtt and captions.json into ``folder``. Returns build.json's
+    ``captions`` summary; its ``subtitles`` names the SRT for the episode's subtitle track (None: no captions)."""
     words = find_words(timeline, sources, callout, audio, cache, transcripts_folder)
     cues = layout.cues(timeline, words.heard, words.music, words.sung)
     written = files.write(cues, timeline.rate, folder, start_timecode)
@@ -130,13 +146,7 @@ def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
                   "end_frame": c.end_frame, "lines": list(c.lines), "top": c.top, "how": c.how, "record": c.record_id}
                  for c in cues],
     }
-    muxed = False
-    if episode is not None and cues:
-        try:
-            muxed = files.add_subtitles(episode, written["srt"])
-        except FfmpegError as exc:  # the episode stands without its subtitle track; the files are beside it
-            doc["warnings"].append(f"{episode}: the subtitle track could not be added ({exc.reason})")
     write_text_atomic(folder / "captions.json", json.dumps(doc, ensure_ascii=False, indent=2))
     return {"files": doc["files"] + ["captions.json"], "speech_seconds": doc["speech_seconds"],
-            "unreviewed": unreviewed, "captions": len(cues), "subtitle_track_written": muxed,
+            "unreviewed": unreviewed, "captions": len(cues), "subtitles": written["srt"].name if cues else None,
             "qc": {c["check"]: c["verdict"] for c in checks}, "warnings": doc["warnings"]}

@@ -1,5 +1,5 @@
-"""Caption files beside the episode (SCC for broadcast, SRT and WebVTT for the web), their QC, and the
-subtitle track in the preview MP4.
+"""Caption files beside the episode (SCC for broadcast, SRT and WebVTT for the web) and their QC (the
+join puts the SRT into the episode as its subtitle track: ``master.programme.join``).
 
 pycaption writes all three. Its SCC writer (``drop_frame=True``) writes CEA-608 pop-on captions with
 drop-frame timecode and starts loading each caption early by the time its code words take to send, so
@@ -11,15 +11,12 @@ CEA-608 character set (``to_608``: it writes any other character as a pound sign
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from render.core import ffmpeg
-from render.core.cache import atomic_path, key_of, write_text_atomic
+from render.core.cache import write_text_atomic
 from render.deliver.captions.layout import MIN_SECONDS, READING_CPS, ROW_CHARS, ROWS, Cue, pauses
 from render.edit.timeline import Timeline
 
@@ -128,41 +125,3 @@ def qc(cues: Sequence[Cue], timeline: Timeline, speech: Sequence[tuple[int, int]
         _check("caption_without_speech", 0, [at(c) for c in cues if c.how != "music" and not any(
             a < c.end_frame and c.start_frame < b for a, b in speech)] if speech else []),
     ]
-
-
-def add_subtitles(episode: Path, subtitles: Path, language: str = "eng") -> bool:
-    """Put ``subtitles`` into the MP4 (or MOV) ``episode`` as its ``mov_text`` track (tagged ``language``), by
-    stream copy, replacing one it had (picture, sound and chapters are kept; a chapter track is not copied as
-    data). Atomic; does nothing (returns False) when the file already
-    carries exactly these subtitles, as recorded in a sidecar after the last mux.
-
-    The join reuses an unchanged episode by its recorded size; the mux changes the size, so the join's
-    record (``.episode.mp4.key``) is brought up to the new size here, in this one place."""
-    digest = hashlib.sha256(subtitles.read_bytes()).hexdigest()
-    key = key_of("mov_text", digest, language)
-    sidecar = episode.with_name(f".{episode.name}.subtitles")
-    stat = episode.stat()
-    try:
-        done = json.loads(sidecar.read_text())
-        if done == {"key": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
-            return False
-    except (OSError, ValueError):
-        pass
-    before = stat.st_size
-    with atomic_path(episode) as tmp:
-        ffmpeg.run([ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", "-i", str(episode),
-                    "-i", str(subtitles), "-map", "0:v", "-map", "0:a?", "-map", "1:0", "-c", "copy", "-c:s", "mov_text",
-                    "-metadata:s:s:0", f"language={language}", "-metadata:s:s:0", "handler_name=Captions",
-                    "-movflags", "+faststart", "-f", "mov" if episode.suffix.lower() == ".mov" else "mp4", str(tmp)],
-                   timeout_s=600)
-    join_record = episode.with_name(f".{episode.name}.key")
-    try:
-        record = json.loads(join_record.read_text())
-        if record.get("size") == before:
-            record["size"] = episode.stat().st_size
-            write_text_atomic(join_record, json.dumps(record))
-    except (OSError, ValueError, AttributeError):
-        pass
-    stat = episode.stat()
-    write_text_atomic(sidecar, json.dumps({"key": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
-    return True

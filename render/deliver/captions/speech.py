@@ -6,18 +6,29 @@ is slow (about realtime on one core) and a draft, never FCC-accurate: it is mark
 editor corrects it by supplying the transcript (see ``transcripts``).
 
 Results are cached by the record's content hash plus the transcript's hash, so a rebuild aligns only
-a record whose sound or words changed.
+a record whose sound or words changed. pocketsphinx holds Python's GIL while it decodes, so threads
+cannot share the work: ``prepare`` decodes the records not yet cached in worker processes, one a core
+(``python -m render.deliver.captions.speech``), run as every other command is (``core.ffmpeg.run``:
+stopped with the build, timed out, memory-limited).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import sys
+import tempfile
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 from render.core import ffmpeg
 from render.core.cache import Cache, key_of
+from render.core.errors import FfmpegError
 from render.intake.records import Source
 
 SPEECH_VERSION = 2  # 2: drafts capitalise I and each utterance's first word
@@ -232,12 +243,16 @@ def transcript_key(tokens: list[Token]) -> str:
     return key_of([(t.text, t.turn, t.line_break, t.start_ms, t.end_ms) for t in tokens])
 
 
+def _key(source: Source, tokens: list[Token] | None) -> str:
+    kind = "align" if tokens else "recognise"
+    return key_of("speech", SPEECH_VERSION, kind, source.content_hash, transcript_key(tokens) if tokens else RECOGNISER)
+
+
 def heard(source: Source, tokens: list[Token] | None, cache: Cache) -> Heard:
     """The words of a record's sound: ``tokens`` aligned (cached by content + transcript; a timed sidecar
     that does not align keeps its own times), or, with no tokens, a recognised draft (cached by content).
     Raises FfmpegError when the sound cannot be decoded."""
-    kind = "align" if tokens else "recognise"
-    key = key_of("speech", SPEECH_VERSION, kind, source.content_hash, transcript_key(tokens) if tokens else RECOGNISER)
+    key = _key(source, tokens)
     found = cache.read_json("captions", key)
     if found is not None:
         return Heard(tuple(Word.from_json(w) for w in found["words"]), found["how"], found["share"])
@@ -255,3 +270,52 @@ def heard(source: Source, tokens: list[Token] | None, cache: Cache) -> Heard:
                                        "share": result.aligned_share})
     return result
 
+
+
+Job = tuple[Source, "list[Token] | None"]
+
+
+def prepare(jobs: Sequence[Job], cache: Cache, workers: int | None = None) -> None:
+    """Decode into the cache every job (a record, and its tokens or None to recognise) not there yet,
+    in up to ``workers`` processes side by side (default: one a core), longest records first. A job
+    that fails is left for ``heard`` to fail on and report; so is any job of a worker that failed."""
+    keyed = {_key(s, list(t) if t else None): (s, tuple(t) if t else None) for s, t in jobs}
+    todo = [job for key, job in keyed.items() if cache.read_json("captions", key) is None]
+    if not todo:
+        return
+    n = max(1, min(len(todo), workers or len(os.sched_getaffinity(0))))
+    if n == 1:
+        _decode_all(todo, cache)
+        return
+    batches: list[list] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for job in sorted(todo, key=lambda j: -float(j[0].duration_s or 60)):
+        i = load.index(min(load))
+        batches[i].append(job)
+        load[i] += float(job[0].duration_s or 60)
+    with tempfile.TemporaryDirectory(prefix="remixtv-speech-") as tmp, ThreadPoolExecutor(n) as pool:
+        runs = []
+        for i, batch in enumerate(batches):
+            path = Path(tmp) / f"jobs-{i}.pickle"
+            path.write_bytes(pickle.dumps((str(cache.root), batch)))
+            argv = [sys.executable, "-m", __name__, str(path)]
+            # recognition runs at about a third of realtime a core: five times the sound is a hung worker
+            runs.append(pool.submit(ffmpeg.run, argv, timeout_s=120 + 5 * load[i]))
+        for run in runs:
+            try:
+                run.result()
+            except FfmpegError:
+                pass  # what it did not cache, ``heard`` decodes here, and reports if it fails again
+
+
+def _decode_all(jobs: Sequence[tuple[Source, tuple[Token, ...] | None]], cache: Cache) -> None:
+    for source, tokens in jobs:
+        try:
+            heard(source, list(tokens) if tokens else None, cache)
+        except (FfmpegError, RuntimeError):
+            pass  # reported by the build's own ``heard`` of this record
+
+
+if __name__ == "__main__":  # a worker of ``prepare``: decode a pickled batch of jobs into the cache
+    root, batch = pickle.loads(Path(sys.argv[1]).read_bytes())
+    _decode_all(batch, Cache(Path(root)))
