@@ -21,7 +21,7 @@ from render.deliver.captions import files, layout, transcripts
 from render.edit.timeline import Bed, Segment, Shot, Timeline
 from render.intake.records import intake_record
 from tests.support.callouts import write_callout
-from tests.support.media import corpus, ffprobe, lavfi
+from tests.support.media import corpus, ffprobe
 
 RATE = Fraction(30000, 1001)
 SENTENCES = ("The quick brown fox jumps over the lazy dog.",

@@ -7,12 +7,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from tests.support.media import corpus, lavfi
 
 from render.core.cache import Cache
 from render.core.errors import MediaRejected
 from render.intake.probe import read_media
 from render.intake.records import safe_link
+from tests.support.media import corpus, lavfi
 
 
 def probe(path: Path, cache: Cache):
@@ -66,8 +66,8 @@ def test_a_photo_whose_exif_text_is_not_utf8_renders(tmp_path):
     from render.callout.folder import CallOut
     from render.core.house import PROFILES
     from render.edit import plan
-    from render.master.programme import write_clip
     from render.intake.records import Source
+    from render.master.programme import write_clip
 
     exif = Image.Exif()
     exif[0x010F] = "CamXYZ"  # Make
