@@ -49,6 +49,7 @@ from render.master.programme import write_clip
 from . import progress, runners, storage
 
 WORKERS = max(1, os.cpu_count() or 1)
+CAPTIONS_STAGING = ".captions"
 _log = logging.getLogger("remixtv.pipeline")
 
 
@@ -289,12 +290,15 @@ def master_flow(timeline: Timeline, rendered: list[store.RenderedPiece], sources
 @task(name="captions", cache_policy=NO_CACHE)
 def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, analysis: Analysis, folder: str,
                   cache_root: str) -> dict:
-    """captions.scc/.srt/.vtt/.json into ``folder``, before the join puts the SRT into the episode;
-    transcripts come from the call-out or from ``transcripts/`` beside the spec (an editor's
-    corrections), else recognition."""
+    """captions.scc/.srt/.vtt/.json, staged in ``folder``/.captions until the deliver step moves them beside
+    the episode (a build stopped before then leaves the last build's captions beside the last build's
+    episode); the join reads the staged SRT. Transcripts come from the call-out or from ``transcripts/``
+    beside the spec (an editor's corrections), else recognition."""
     seconds = float(to_seconds(timeline.frames, timeline.rate))
     progress.start("captions", seconds, "captions")
-    made = captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, Path(folder),
+    staged = Path(folder) / CAPTIONS_STAGING
+    staged.mkdir(exist_ok=True)
+    made = captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, staged,
                                 Cache(Path(cache_root)), Path(spec_path).parent / "transcripts")
     progress.finish("captions")
     return made
@@ -331,6 +335,8 @@ def deliver_task(spec_path: str, spec: EpisodeSpec, profile: str, folder: str, t
     """Credits, the ledger (when the spec sets a pool), intake.json, build.json and the review page
     beside the episode; returns build.json's content."""
     out = Path(folder)
+    for name in captions["files"]:  # each a whole file already: a rename puts it beside the episode
+        os.replace(out / CAPTIONS_STAGING / name, out / name)
     credits_mod.write(credits, out)
     ledger = None
     if spec.pool_cents is not None:
@@ -429,7 +435,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     with output_lock(Path(episode), root):  # one build per output; clears what a killed one left
         captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), str(folder), root)  # captions
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
-        subtitles = str(folder / captions["subtitles"]) if captions["subtitles"] else None
+        subtitles = str(folder / CAPTIONS_STAGING / captions["subtitles"]) if captions["subtitles"] else None
         joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode,
                                                        subtitles)                            # master
         delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
