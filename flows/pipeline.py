@@ -36,6 +36,8 @@ from render.deliver import crediting, deliverables, exports
 from render.deliver import credits as credits_mod
 from render.deliver import ledger as ledger_mod
 from render.deliver.captions import episode as captions_mod
+from render.deliver.captions import transcripts
+from render.deliver.captions.files import PROGRAMME_START
 from render.deliver.reports import build_report
 from render.deliver.review import write_review
 from render.edit.plan import Analysis, plan, source_shot
@@ -269,37 +271,42 @@ def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: 
 
 @task(name="qc", cache_policy=NO_CACHE)
 def qc_task(timeline: Timeline, rendered: list[store.RenderedPiece], out_file: str, joined: programme.Joined,
-            profile: str, sources: dict[str, Source]) -> dict:
-    """QC of the final episode into qc.json beside it (reused as is when the episode did not change)."""
+            profile: str, sources: dict[str, Source], captions: dict | None = None) -> dict:
+    """QC of the final episode into qc.json beside it (reused as is when the episode did not change), with
+    the captions' figures and verdicts (``captions``: the captions task's summary)."""
     episode = Path(out_file)
     return qc.run(timeline, rendered, episode, joined.loudness, house_profile(profile), joined.key,
-                  episode.with_name("qc.json"), sources)
+                  episode.with_name("qc.json"), sources, captions)
 
 
 @flow(name="master", task_runner=runners.ThreadPool(max_workers=WORKERS))
 def master_flow(timeline: Timeline, rendered: list[store.RenderedPiece], sources: dict[str, Source], profile: str,
-                out_file: str, subtitles: str | None = None) -> tuple[programme.Joined, dict]:
-    """The rendered pieces made one programme (join, level, chapters, subtitle track), then QC'd (qc.json
-    beside it). Every piece carries its QC measures, taken as it was rendered (``render.compose.measure``)."""
+                out_file: str, captions: dict | None = None) -> tuple[programme.Joined, dict]:
+    """The rendered pieces made one programme (join, level, chapters, the captions' subtitle track), then
+    QC'd (qc.json beside it, the captions' summary with it). Every piece carries its QC measures, taken
+    as it was rendered (``render.compose.measure``)."""
+    staged = Path(out_file).parent / CAPTIONS_STAGING
+    subtitles = str(staged / captions["subtitles"]) if captions and captions["subtitles"] else None
     joined = join_task(_arg(timeline), _arg(rendered), profile, out_file, subtitles)
-    return joined, qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources))
+    return joined, qc_task(_arg(timeline), _arg(rendered), out_file, joined, profile, _arg(sources), captions)
 
 
 # --- captions: every spoken word, timed to the programme -----------------------------------------
 
 @task(name="captions", cache_policy=NO_CACHE)
 def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, analysis: Analysis, folder: str,
-                  cache_root: str) -> dict:
+                  cache_root: str, start_timecode: str = PROGRAMME_START) -> dict:
     """captions.scc/.srt/.vtt/.json, staged in ``folder``/.captions until the deliver step moves them beside
     the episode (a build stopped before then leaves the last build's captions beside the last build's
-    episode); the join reads the staged SRT. Transcripts come from the call-out or from ``transcripts/``
-    beside the spec (an editor's corrections), else recognition."""
+    episode); the join and the deliverables read the staged files. Transcripts come from the call-out
+    or from ``transcripts/`` beside the spec (an editor's corrections), else recognition. The SCC's
+    programme starts at ``start_timecode``. Returns the summary build.json and qc.json report."""
     seconds = float(to_seconds(timeline.frames, timeline.rate))
     progress.start("captions", seconds, "captions")
     staged = Path(folder) / CAPTIONS_STAGING
     staged.mkdir(exist_ok=True)
     made = captions_mod.deliver(timeline, report.sources, report.callout, analysis.audio, staged,
-                                Cache(Path(cache_root)), Path(spec_path).parent / "transcripts")
+                                Cache(Path(cache_root)), transcripts.folder_of(Path(spec_path)), start_timecode)
     progress.finish("captions")
     return made
 
@@ -308,10 +315,11 @@ def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, anal
 
 @task(name="deliverables", cache_policy=NO_CACHE)
 def deliverables_task(timeline: Timeline, callout: CallOut, rendered: list[store.RenderedPiece], loudness: dict | None,
-                      profile: str, folder: str, targets: tuple[str, ...], leader: tuple[tuple[str, str], ...]) -> dict:
-    """deliver/ beside the episode (deliverables.json's content), from the master's pieces and level."""
+                      profile: str, folder: str, request: deliverables.Request, captions: dict) -> dict:
+    """deliver/ beside the episode (deliverables.json's content), from the master's pieces and level, with
+    the captions the captions task wrote beside the episode (``captions``: its summary)."""
     return deliverables.deliver(timeline, callout, rendered, loudness, house_profile(profile), Path(folder),
-                                deliverables.request(targets, leader))
+                                request, captions_mod.written(Path(folder).parent / CAPTIONS_STAGING, captions))
 
 
 # --- exports: the cut for an NLE, beside the episode (when asked) ----------------------------------
@@ -428,18 +436,19 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
     started = time.monotonic()
     spec = load_spec(spec_path, variables)
     targets = deliverables.targets(spec, profile, deliver)
+    request = deliverables.request(targets, spec.leader)
     root = str(Cache(Path(cache_root) if cache_root else None).root)
     report, analysis, timeline, credits = plan_episode(spec, root)        # stage, intake, analyse, plan, credits
     folder, publish_to = _output_folder(spec_path, profile, out_dir, root)
     episode = str(folder / "episode.mp4")
     with output_lock(Path(episode), root):  # one build per output; clears what a killed one left
-        captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), str(folder), root)  # captions
+        captions = captions_task(spec_path, _arg(timeline), _arg(report), _arg(analysis), str(folder), root,
+                                 deliverables.programme_timecode(request))                  # captions
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
-        subtitles = str(folder / CAPTIONS_STAGING / captions["subtitles"]) if captions["subtitles"] else None
         joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode,
-                                                       subtitles)                            # master
+                                                       captions)                            # master
         delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
-                                      str(folder / "deliver"), targets, spec.leader) if targets else None  # deliverables
+                                      str(folder / "deliver"), _arg(request), captions) if targets else None  # deliverables
     exported = exports_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report),
                             tuple(export), root) if export else None                        # exports
     build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),

@@ -2,9 +2,11 @@
 pieces, into ``deliver/`` beside episode.mp4, indexed by ``deliverables.json``.
 
 ``deliver`` is the one entry. Each deliverable is keyed like the join (the pieces' keys, the level,
-its own settings) and written atomically with a hidden sidecar recording its key, size and MD5, so a
-rerun after an interruption (or with nothing changed) reuses every file that is complete and encodes
-only what is missing. ``deliverables.json`` is written last, so its presence means the delivery is whole.
+its own settings, the captions it carries) and written atomically with a hidden sidecar recording its
+key, size and MD5, so a rerun after an interruption (or with nothing changed) reuses every file that is
+complete and encodes only what is missing. The captions beside the episode are copied in (``captions.scc`` for the network,
+``captions.srt`` and ``captions.vtt`` for the web). ``deliverables.json`` is written last, so its
+presence means the delivery is whole.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from render.core.house import HouseFormat
 from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
 from render.deliver import cuesheet, mezzanine, qc, web
 from render.deliver import leader as leader_mod
+from render.deliver.captions import files as caption_files
+from render.deliver.captions.files import PROGRAMME_START
 from render.deliver.source import Programme, programme
 from render.edit.spec import EpisodeSpec, delivery_targets
 from render.edit.timeline import Timeline
 from render.master import chapters as chapters_mod
+from render.master.programme import CAPTIONS_LANGUAGE
 
-DELIVER_VERSION = 1
+DELIVER_VERSION = 2
 SCHEMA = "remixtv.deliverables/1"
 INDEX = "deliverables.json"
 
@@ -67,6 +72,13 @@ def request(targets: tuple[str, ...], leader: tuple[tuple[str, str], ...] = ()) 
     return Request(targets, leader_mod.Leader(**dict(leader)))
 
 
+def programme_timecode(request: Request) -> str:
+    """The timecode of the programme's first frame on the delivery's clock: the leader's programme
+    timecode (01:00:00;00 by default) when the network mezzanine is delivered, else 00:00:00;00. The
+    cue sheet and captions.scc are written on it."""
+    return request.leader.programme if "network" in request.targets else PROGRAMME_START
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     """One deliverable to make: its file, role, key, estimated size, and how to write it."""
@@ -81,14 +93,17 @@ class _Job:
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
-            house: HouseFormat, folder: Path, request: Request) -> dict:
-    """Write the requested deliverables and the music cue sheet into ``folder``, and
+            house: HouseFormat, folder: Path, request: Request,
+            captions: caption_files.Written | None = None) -> dict:
+    """Write the requested deliverables, the music cue sheet and the caption files into ``folder``, and
     ``deliverables.json`` last; returns the index.
 
     ``rendered`` and ``loudness`` are what the master's join used and reported; the deliverables
-    carry the same pictures and the same levelled sound."""
+    carry the same pictures and the same levelled sound. ``captions`` (the files beside the episode,
+    their SCC on ``programme_timecode``'s clock) become the mezzanine's ``c608`` track and the web
+    file's ``mov_text`` track."""
     prog = programme(rendered, loudness, house)
-    jobs = _jobs(timeline, prog, house, request)
+    jobs = _jobs(timeline, prog, house, request, captions)
     todo = [j for j in jobs if _done(folder / j.name, j.key) is None]
     _check_space(folder, sum(j.bytes_needed for j in todo))
     for job in todo:
@@ -99,10 +114,10 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
             write_text_atomic(_sidecar(folder / job.name), json.dumps({**done, "qc": job.check(folder / job.name)}))
     files = [{**_describe(folder, job), **job.extra} for job in jobs]
     # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
-    first = dropframe_frames(request.leader.programme) if "network" in request.targets else 0
-    cue_rows = cuesheet.write(timeline, callout, folder, first)
+    cue_rows = cuesheet.write(timeline, callout, folder, dropframe_frames(programme_timecode(request)))
     files += [{"role": "cue-sheet", "path": name, "size": (folder / name).stat().st_size,
                "md5": md5_of(folder / name), "cues": len(cue_rows)} for name in ("cue_sheet.csv", "cue_sheet.html")]
+    files += _caption_files(folder, captions)
     index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
              "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
                            "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
@@ -112,7 +127,29 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
     return index
 
 
-def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Request) -> list[_Job]:
+def _caption_files(folder: Path, captions: caption_files.Written | None) -> list[dict]:
+    """captions.scc, .srt and .vtt copied beside the deliverables (each replaced whole), and their entries."""
+    if captions is None:
+        return []
+    out = []
+    for kind, source in (("scc", captions.scc), ("srt", captions.srt), ("vtt", captions.vtt)):
+        path = folder / source.name
+        data = source.read_bytes()
+        if not path.is_file() or path.read_bytes() != data:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        out.append({"role": f"captions-{kind}", "path": path.name, "size": len(data),
+                    "md5": hashlib.md5(data).hexdigest(), "captions": captions.captions,
+                    **({"start_timecode": captions.start_timecode, "drop_frame": True} if kind == "scc" else {})})
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Request,
+          captions: caption_files.Written | None = None) -> list[_Job]:
     base = [DELIVER_VERSION, house.key(), [p.key for p in prog.pieces], prog.level_chain, timeline.title]
     seconds = float(to_seconds(prog.frames, house.rate))
     jobs = []
@@ -125,26 +162,40 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
             (work / "slate.ass").write_text(slate_doc, encoding="utf-8")
             (work / "countdown.ass").write_text(leader_mod.countdown(ld.parts()[3][1], house.rate), encoding="utf-8")
             return mezzanine.argv(prog, house, ld, work / "slate.ass", work / "countdown.ass", work, out,
-                                  timeline.title)
+                                  timeline.title, captions=captions)
 
+        # new words remake the file: the key holds the SCC's bytes and the clock it is on
+        scc = [_sha256(captions.scc), captions.start_timecode] if captions else None
         jobs.append(_Job("mezzanine.mov", "mezzanine", key_of("mezzanine", *base, mezzanine.VIDEO_ARGS,
-                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc),
+                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc, scc),
                          mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width,
                                                   house.height),
                          write_mezzanine,
                          {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
                           "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
                           "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
-                          "me": "silent: the M&E stems are not separated yet"},
+                          "me": "silent: the M&E stems are not separated yet",
+                          **_track("c608", captions, captions.scc if captions else None)},
                          lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
+        srt = captions.srt if captions else None
         jobs.append(_Job("web.mp4", "web", key_of("web", *base, web.video_args(house), web.AUDIO_ARGS,
-                                                   [c.to_json(house.rate) for c in chapters]),
+                                                   [c.to_json(house.rate) for c in chapters],
+                                                   _sha256(srt) if srt else None),
                          int(seconds * (12e6 + 384e3) / 8) + (1 << 20),
-                         lambda out, work: web.argv(prog, house, chapters, work, out, timeline.title),
-                         {"chapters": [c.to_json(house.rate) for c in chapters]}))
+                         lambda out, work: web.argv(prog, house, chapters, work, out, timeline.title, srt),
+                         {"chapters": [c.to_json(house.rate) for c in chapters], **_track("mov_text", captions, srt)}))
     return jobs
+
+
+def _track(tag: str, captions: caption_files.Written | None, source: Path | None) -> dict:
+    """A deliverable's entry for its caption track: its format, language, the file it was made from and
+    how many captions it holds."""
+    if captions is None or source is None:
+        return {}
+    return {"captions": {"track": tag, "language": CAPTIONS_LANGUAGE, "from": source.name,
+                         "captions": captions.captions}}
 
 
 def acts(timeline: Timeline) -> list[tuple[int, int]]:
@@ -235,6 +286,8 @@ def _describe(folder: Path, job: _Job) -> dict:
                          bit_rate=int(s.get("bit_rate") or 0))
         elif kind == "data":
             entry.update(timecode=(s.get("tags") or {}).get("timecode"))
+        elif kind == "subtitle":
+            entry.update(language=(s.get("tags") or {}).get("language"))
         streams.append(entry)
     return {"role": job.role, "path": job.name, "size": path.stat().st_size,
             "duration_s": round(float(Fraction(info["format"]["duration"])), 3), "md5": done.get("md5"),

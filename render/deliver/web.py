@@ -1,6 +1,7 @@
 """The web version, to YouTube's recommended upload settings: MP4 with its index first and no edit
 lists; H.264 High, progressive 4:2:0, a closed GOP of half the frame rate with 2 consecutive
-B-frames, ~8 Mb/s VBR at 1080p30; AAC-LC 384 kb/s 48 kHz stereo; chapters at the act breaks.
+B-frames, ~8 Mb/s VBR at 1080p30; AAC-LC 384 kb/s 48 kHz stereo; chapters at the act breaks; the
+captions as an English ``mov_text`` track (the web file has no leader: they keep programme time).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from render.core import ffmpeg
 from render.core.house import HouseFormat
 from render.deliver.source import Programme
 from render.master import chapters as chapters_mod
+from render.master.programme import subtitle_args
 
 BITRATE = "8M"
 MAXRATE = "12M"  # VBR: room above the average for busy shots, bounded so players' buffers hold
@@ -33,14 +35,16 @@ AUDIO_ARGS = ["-c:a", "aac", "-profile:a", "aac_low", "-b:a", AUDIO_BITRATE, "-a
 
 
 def argv(prog: Programme, house: HouseFormat, chapters: Sequence[chapters_mod.Chapter], work: Path, out: Path,
-         title: str) -> list[str]:
-    """The web version's command: the programme's pieces decoded once and encoded once."""
+         title: str, captions: Path | None = None) -> list[str]:
+    """The web version's command: the programme's pieces decoded once and encoded once; ``captions``
+    (an SRT in programme time) as its subtitle track."""
     meta = work / "chapters.txt"
     meta.write_text(chapters_mod.ffmetadata(chapters, house.rate), encoding="utf-8")
+    srt_in, srt_out = subtitle_args(captions, 3) if captions else ([], [])
     return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *prog.inputs(work),
-            "-f", "ffmetadata", "-i", str(meta),
+            "-f", "ffmetadata", "-i", str(meta), *srt_in,
             "-filter_complex", f"{prog.picture(house.rate, 'v')};{prog.sound('a')}",
             "-map", "[v]", "-map", "[a]", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
-            *video_args(house), *AUDIO_ARGS, "-metadata", f"title={title}",
+            *srt_out, *video_args(house), *AUDIO_ARGS, "-metadata", f"title={title}",
             "-movflags", "+faststart", "-use_editlist", "0", "-video_track_timescale", str(house.rate.numerator),
             "-f", "mp4", str(out)]

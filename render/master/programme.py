@@ -34,6 +34,15 @@ from render.master import level as level_mod
 from render.master import sound
 
 MOOV_TOO_SMALL = "reserved_moov_size is too small"
+CAPTIONS_LANGUAGE = "eng"  # ISO 639-2, as MP4 and MOV tag a track
+
+
+def subtitle_args(srt: Path, index: int) -> tuple[list[str], list[str]]:
+    """ffmpeg's input arguments for the captions' SRT, and the output arguments that make that input
+    (``index``) an English ``mov_text`` track, MP4's subtitle format (the episode's, the web file's)."""
+    return (["-f", "srt", "-i", str(srt)],
+            ["-map", f"{index}:0", "-c:s", "mov_text", "-metadata:s:s:0", f"language={CAPTIONS_LANGUAGE}",
+             "-metadata:s:s:0", "handler_name=Captions"])
 
 
 def moov_bytes(frames: int, samples: int, chapters: int = 0, cues: int = 0) -> int:
@@ -93,9 +102,7 @@ class _Mux:
 
     def argv(self, out: Path, audio_in: list[str], audio_out: list[str], fast_start: list[str],
              verbose: bool) -> list[str]:
-        captions = (["-f", "srt", "-i", str(self.subtitles)], ["-map", "3:0", "-c:s", "mov_text",
-                    "-metadata:s:s:0", "language=eng", "-metadata:s:s:0", "handler_name=Captions"]
-                    ) if self.subtitles else ([], [])
+        captions = subtitle_args(self.subtitles, 3) if self.subtitles else ([], [])
         return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
                 "-f", "concat", "-safe", "0", "-i", str(self.vlist), *audio_in,
                 "-f", "ffmetadata", "-i", str(self.meta), *captions[0],

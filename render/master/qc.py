@@ -28,6 +28,12 @@ measured by decoding it (``measure_piece``; a test holds the two readings to the
 Ranges are merged across piece boundaries (a freeze is continuous across a boundary when the frames
 either side match). Loudness and duration are programme-level and read from the final file's figures;
 ``qc.json`` is keyed like the join, so a no-change rebuild reuses it without decoding anything.
+
+``qc.json`` also reports the captions (``captions``): seconds of speech captioned from transcripts and
+from recognition, the caption count, the records whose captions are an unreviewed draft, and the
+caption QC's verdicts, as the captions step summarised them (``render.deliver.captions.episode``; the
+details are in captions.json). They are reported beside the checks and do not decide ``passed``: a
+draft caption is for an editor to review, not a fault in the picture or the sound.
 """
 
 from __future__ import annotations
@@ -185,25 +191,41 @@ def check(timeline: Timeline, measured: Sequence[PieceQC], episode: Path, loudne
             "rate": str(timeline.rate), "frames": n, "checks": checks}
 
 
+def captions_report(summary: Mapping) -> dict:
+    """qc.json's ``captions`` from the captions step's summary: what was captioned, from where, and the
+    caption QC's verdicts (``passed`` when every one passed)."""
+    verdicts = dict(summary.get("qc") or {})
+    return {"file": "captions.json", "captions": summary.get("captions", 0),
+            "speech_seconds": dict(summary.get("speech_seconds") or {}),
+            "unreviewed": list(summary.get("unreviewed") or ()), "checks": verdicts,
+            "passed": all(v == "pass" for v in verdicts.values())}
+
+
 def run(timeline: Timeline, pieces: Sequence[RenderedPiece], episode: Path, loudness: dict | None, house: HouseFormat,
-        join_key: str, out: Path, sources: Mapping | None = None) -> dict:
-    """QC the episode into ``out`` (qc.json), reusing it when the episode is exactly the one it checked.
+        join_key: str, out: Path, sources: Mapping | None = None, captions: Mapping | None = None) -> dict:
+    """QC the episode into ``out`` (qc.json), reusing its checks when the episode is exactly the one they
+    checked. ``captions`` (the captions step's summary) is reported as it is (``captions_report``).
 
     ``pieces`` are the rendered pieces in timeline order.
     """
     key = key_of("qc", QC_VERSION, join_key, episode.stat().st_size)
     try:
-        doc = json.loads(out.read_text())
-        if doc.get("key") == key:
-            return doc
+        kept = json.loads(out.read_text())
     except (OSError, ValueError):
-        pass
-    if loudness is None:
-        got = loudness_mod.measure_file(episode)
-        loudness = {"integrated_lufs": got.integrated_lufs, "true_peak_dbtp": got.true_peak_dbtp, "lra_lu": got.lra_lu}
-    measured = [piece_qc(p.video, p.audio, p.frames, house) for p in pieces]
-    doc = {**check(timeline, measured, episode, loudness, sources), "key": key}
-    write_text_atomic(out, json.dumps(doc, ensure_ascii=False, indent=2))
+        kept = {}
+    if kept.get("key") == key:
+        doc = {k: v for k, v in kept.items() if k != "captions"}
+    else:
+        if loudness is None:
+            got = loudness_mod.measure_file(episode)
+            loudness = {"integrated_lufs": got.integrated_lufs, "true_peak_dbtp": got.true_peak_dbtp,
+                        "lra_lu": got.lra_lu}
+        measured = [piece_qc(p.video, p.audio, p.frames, house) for p in pieces]
+        doc = {**check(timeline, measured, episode, loudness, sources), "key": key}
+    if captions is not None:
+        doc["captions"] = captions_report(captions)
+    if doc != kept:  # the same words over the same episode rewrite nothing
+        write_text_atomic(out, json.dumps(doc, ensure_ascii=False, indent=2))
     return doc
 
 

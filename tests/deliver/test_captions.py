@@ -216,6 +216,28 @@ def test_scc_starts_at_the_given_programme_timecode(talk, tmp_path):
         files.dropframe_frames("00:01:00;00")  # dropped
 
 
+def test_the_scc_muxes_into_a_mov_on_its_programme_frames_at_any_timecode(tmp_path):
+    """ffmpeg reads an SCC label as if no frames were dropped (01:01:00;02 comes out 60 ms early);
+    ``scc_clock`` puts every packet, the last clear too, on its exact frame of the file's clock."""
+    from render.core.timebase import dropframe_frames
+
+    cues = [layout.Cue(45, 90, ("Hello there",), False, "transcript", "A"),
+            layout.Cue(1799 + 45, 1880 + 45, ("a minute on",), False, "transcript", "A"),
+            layout.Cue(17982 + 9000, 17982 + 9060, ("fifteen minutes on",), True, "transcript", "A")]
+    files.write(cues, RATE, tmp_path, "01:00:00;00")
+    lead = 2700  # the programme at the file's frame 2700, as after a 90 s leader
+    mov = tmp_path / "c608.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "scc", "-i", str(tmp_path / "captions.scc"), "-map", "0", "-c",
+                    "copy", "-bsf:s", files.scc_clock("01:00:00;00", lead, RATE), "-f", "mov", str(mov)], check=True)
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", str(mov)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    labels = [line.split("\t")[0] for line in (tmp_path / "captions.scc").read_text().splitlines() if "\t" in line]
+    assert len(out) == len(labels) == 6
+    for got, label in zip(out, labels):
+        frame = lead + dropframe_frames(label) - dropframe_frames("01:00:00;00")
+        assert abs(float(got) - float(frame / RATE)) < 0.5 / float(RATE), (label, got)
+
+
 def test_rows_break_at_phrases_and_fit():
     words = "When the night came, we walked to the river".split()  # noqa: SIM905
     assert layout.fit_rows(words, ">> ") == (">> When the night came,", "we walked to the river")
@@ -255,6 +277,11 @@ def test_the_build_writes_captions_and_a_subtitle_track(talk, tmp_path, prefect_
     assert build["captions"]["speech_seconds"].get("transcript", 0) > 5
     assert build["captions"]["qc"]["uncaptioned_speech_seconds"] == "pass"  # against the analysis' speech
     assert build["captions"]["qc"]["caption_without_speech"] == "pass"
+    assert build["captions"]["start_timecode"] == "00:00:00;00"  # no leader: the SCC's programme at zero
+    assert (folder / "captions.scc").read_text().split("\n")[2].startswith("00:00:0")
+    reported = json.loads((folder / "qc.json").read_text())["captions"]  # QC reports them with the checks
+    assert reported["captions"] == build["captions"]["captions"] > 0 and reported["unreviewed"] == []
+    assert reported["speech_seconds"] == build["captions"]["speech_seconds"]
     subs = [s for s in ffprobe(folder / "episode.mp4")["streams"] if s["codec_type"] == "subtitle"]
     assert len(subs) == 1 and subs[0]["codec_name"] == "mov_text" and subs[0]["tags"]["language"] == "eng"
     first = _subtitle_starts(folder / "episode.mp4")[0]

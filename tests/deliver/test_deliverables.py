@@ -1,5 +1,6 @@
-"""The delivery of a short master: the network's ProRes mezzanine with its leader and timecode, the
-YouTube file, and deliverables.json, measured in the files as a network's QC desk would."""
+"""The delivery of a short master: the network's ProRes mezzanine with its leader, timecode and CEA-608
+captions, the YouTube file with its subtitle track, and deliverables.json, measured in the files as a
+network's QC desk would."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ segments:
   - {id: break, type: act_break, seconds: 1}
   - {id: tune, type: fill, bed: M1, select: {records: [V5], exclude_used: false}}
 """
-LEADER_FRAMES = dropframe_frames("01:00:00;00") - dropframe_frames("00:59:54;00")  # 4 s of timecode
+LEADER_FRAMES = dropframe_frames("01:00:00;00") - dropframe_frames("00:59:54;00")  # 6 s of timecode
 POP_FRAME = dropframe_frames("00:59:58;00") - dropframe_frames("00:59:54;00")
 TAIL_FRAMES = 60
 RATE = 30000 / 1001
@@ -168,15 +169,146 @@ def test_the_web_file_is_fast_start_without_edit_lists_and_has_chapters(built):
 def test_deliverables_json_indexes_every_file_with_its_md5(built):
     build, folder, _ = built
     index = json.loads((folder / "deliverables.json").read_text())
-    assert [f["role"] for f in index["files"]] == ["mezzanine", "web", "cue-sheet", "cue-sheet"]
+    assert [f["role"] for f in index["files"]] == ["mezzanine", "web", "cue-sheet", "cue-sheet", "captions-scc",
+                                                   "captions-srt", "captions-vtt"]
     for f in index["files"]:
         path = folder / f["path"]
         assert path.stat().st_size == f["size"]
         digest = hashlib.md5(path.read_bytes()).hexdigest()
         assert f["md5"] == digest
-        if f["role"] != "cue-sheet":
+        if f["role"] in ("mezzanine", "web"):
             assert (folder / f["md5_file"]).read_text() == f"{digest}  {f['path']}\n"
+        if f["role"].startswith("captions-"):  # the captions beside the episode, as they are
+            assert path.read_bytes() == (folder.parent / f["path"]).read_bytes()
+            assert f["captions"] == build["captions"]["captions"] > 0
     assert build["deliver"]["index"] == "deliver/deliverables.json"
+    files = {f["role"]: f for f in index["files"]}
+    assert files["captions-scc"]["start_timecode"] == "01:00:00;00"
+    # the caption tracks, as ffprobe reads them from each file
+    assert [(s["codec"], s["tag"], s["language"]) for s in files["mezzanine"]["streams"] if s["type"] == "subtitle"
+            ] == [("eia_608", "c608", "eng")]
+    assert [(s["codec"], s["tag"], s["language"]) for s in files["web"]["streams"] if s["type"] == "subtitle"
+            ] == [("mov_text", "tx3g", "eng")]
+    assert files["mezzanine"]["captions"] == {"track": "c608", "language": "eng", "from": "captions.scc",
+                                              "captions": build["captions"]["captions"]}
+    assert files["web"]["captions"]["track"] == "mov_text" and files["web"]["captions"]["from"] == "captions.srt"
+
+
+def _packets(path: Path) -> list[tuple[float, int]]:
+    """(time in s, bytes) of each packet of the file's subtitle stream."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "s", "-show_entries", "packet=pts_time,size",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    return [(float(p["pts_time"]), int(p["size"])) for p in json.loads(out)["packets"]]
+
+
+def _packet_md5s(path: Path) -> list[str]:
+    """The MD5 of each caption packet's bytes, as ffmpeg demuxes them."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:s:0", "-c", "copy", "-f", "framemd5",
+                          "-"], capture_output=True, text=True, check=True).stdout
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
+
+
+def _words(text: str) -> list[str]:
+    """The words of caption text, without the font, position and hard-space marks ffmpeg's 608 reader adds."""
+    return re.sub(r"[^a-z' ]", " ", re.sub(r"<[^>]*>|\{[^}]*\}|\\h", " ", text).lower()).split()
+
+
+def _srt_words(text: str) -> list[str]:
+    return _words(" ".join(line for line in text.splitlines() if not re.match(r"^\d+$|^\d\d:", line)))
+
+
+def test_the_mezzanine_carries_the_scc_as_cea_608_on_the_programme_s_frames(built):
+    build, folder, _ = built
+    episode = folder.parent
+    doc = json.loads((episode / "captions.json").read_text())
+    assert doc["start_timecode"] == "01:00:00;00" and build["captions"]["start_timecode"] == "01:00:00;00"
+    programme = dropframe_frames("01:00:00;00")
+    # captions.scc is on the leader's programme clock: each caption is sent one code word a frame from
+    # its line's timecode, and goes up on the frame after its last (EOC), its programme frame
+    lines = [line.split("\t") for line in (episode / "captions.scc").read_text().splitlines() if "\t" in line]
+    shows = [(dropframe_frames(tc), len(words.split())) for tc, words in lines if "942f" in words]
+    assert [at + n - programme for at, n in shows] == [c["start_frame"] for c in doc["cues"]]
+    mez = folder / "mezzanine.mov"
+    info = ffprobe(mez)
+    # the one pass adds the captions beside the picture, the sound and the timecode, which stay as they were
+    assert [(s["codec_type"], s["codec_tag_string"]) for s in info["streams"]] == [
+        ("video", "apch"), ("audio", "in24"), ("subtitle", "c608"), ("data", "tmcd")]
+    c608 = info["streams"][2]
+    assert c608["codec_name"] == "eia_608" and c608["tags"]["language"] == "eng"
+    # every line of the SCC is one packet, stream-copied, at its timecode's frame after the leader
+    packets = _packets(mez)
+    assert len(packets) == len(lines)
+    frame = 1 / RATE
+    for (seconds, _), (tc, _) in zip(packets, lines):
+        assert abs(seconds - (LEADER_FRAMES + dropframe_frames(tc) - programme) / RATE) < frame / 2, (seconds, tc)
+    n = shows[0][1]
+    assert abs(packets[0][0] + n * frame - (LEADER_FRAMES + doc["cues"][0]["start_frame"]) / RATE) < frame / 2
+    assert _packet_md5s(mez) == _packet_md5s(episode / "captions.scc")
+    # ffmpeg's 608 decoder reads the captions' words back out of the mezzanine
+    said = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mez), "-map", "0:s:0", "-f", "srt", "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert _srt_words(said) == _srt_words((episode / "captions.srt").read_text()) != []
+
+
+def test_the_web_file_carries_the_captions_as_an_english_subtitle_track(built):
+    build, folder, _ = built
+    web = folder / "web.mp4"
+    info = ffprobe(web)
+    subs = [s for s in info["streams"] if s["codec_type"] == "subtitle"]
+    assert [(s["codec_name"], s["tags"]["language"]) for s in subs] == [("mov_text", "eng")]
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    cues = json.loads((folder.parent / "captions.json").read_text())["cues"]
+    shown = [t for t, size in _packets(web) if size > 2]  # 2 bytes: an empty sample between captions
+    # programme time (no leader), on the picture's clock (its first frame's time is where the programme starts)
+    starts = [t - float(video["start_time"]) for t in shown]
+    assert len(starts) == len(cues) == build["captions"]["captions"]
+    assert all(abs(t - c["start_frame"] / RATE) < 0.5 / RATE for t, c in zip(starts, cues)), (starts, cues)
+    said = subprocess.run(["ffmpeg", "-v", "error", "-i", str(web), "-map", "0:s:0", "-f", "srt", "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert _srt_words(said) == _srt_words((folder.parent / "captions.srt").read_text())
+
+
+def test_qc_json_reports_the_captions(built):
+    _, folder, _ = built
+    qc = json.loads((folder.parent / "qc.json").read_text())
+    doc = json.loads((folder.parent / "captions.json").read_text())
+    assert qc["captions"] == {
+        "file": "captions.json", "captions": len(doc["cues"]), "speech_seconds": doc["speech_seconds"],
+        "unreviewed": doc["unreviewed"], "checks": {c["check"]: c["verdict"] for c in doc["qc"]},
+        "passed": all(c["verdict"] == "pass" for c in doc["qc"])}
+    assert qc["captions"]["unreviewed"] == ["A1"] and qc["captions"]["speech_seconds"]["recognition"] > 1
+    assert set(qc["checks"]) == {"duration", "loudness", "black", "freeze", "silence", "luma", "flash"}
+
+
+def test_new_words_remake_the_mezzanine_and_the_web_file_and_nothing_else_does(tmp_path):
+    from render.compose.store import RenderedPiece
+    from render.core.house import profile
+    from render.deliver import deliverables
+    from render.deliver.captions.files import Written
+    from render.deliver.source import Programme
+    from render.edit.timeline import Segment, Shot, Timeline
+
+    timeline = Timeline("T", RATE_FRACTION, (Segment("a", "card", 0, 30, (Shot("card", 30),)),))
+    piece = RenderedPiece("a", "piece-key", tmp_path / "v.mp4", tmp_path / "a.wav", 30, True)
+    prog = Programme((piece,), "anull", 30, 48048)
+    request = deliverables.request(("network", "web"))
+    for name, text in (("captions.scc", "Scenarist_SCC V1.0\n"), ("captions.srt", "1\n"), ("captions.vtt", "WEBVTT\n")):
+        (tmp_path / name).write_text(text)
+    written = Written(tmp_path / "captions.scc", tmp_path / "captions.srt", tmp_path / "captions.vtt",
+                      "01:00:00;00", 1)
+
+    def keys(captions=written) -> dict[str, str]:
+        return {j.name: j.key for j in deliverables._jobs(timeline, prog, profile("master"), request, captions)}
+
+    first = keys()
+    assert keys() == first
+    (tmp_path / "captions.scc").write_text("Scenarist_SCC V1.0\n\n01:00:00;00\t942c 942c\n")
+    assert keys()["mezzanine.mov"] != first["mezzanine.mov"] and keys()["web.mp4"] == first["web.mp4"]
+    (tmp_path / "captions.srt").write_text("2\n")
+    assert keys()["web.mp4"] != first["web.mp4"]
+    assert set(keys(None).values()).isdisjoint(keys().values())
+    assert deliverables.programme_timecode(request) == "01:00:00;00"
+    assert deliverables.programme_timecode(deliverables.request(("web",))) == "00:00:00;00"
 
 
 def test_a_rerun_reuses_complete_deliverables(built):

@@ -1,11 +1,12 @@
-"""`remixtv build --watch`: an editor saves the spec, the cut rebuilds and says what changed;
-a mistake is reported and the watch goes on."""
+"""`remixtv build --watch`: an editor saves the spec (or a transcript beside it), the cut rebuilds and
+says what changed; a mistake is reported and the watch goes on."""
 
 from __future__ import annotations
 
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,3 +95,52 @@ def test_watch_rebuilds_on_save_and_says_what_changed(tmp_path, cache_dir):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
+
+
+def test_a_saved_transcript_rebuilds_from_when_the_folder_appears(tmp_path):
+    """transcripts/ beside the spec is read by every build (an editor's corrections of the captions), so
+    saving, changing or removing a transcript rebuilds; other files beside the spec do not."""
+    from flows.watch import watch
+
+    spec = tmp_path / "ep.yaml"
+    spec.write_text("title: T\n")
+    (tmp_path / "notes.txt").write_text("read by no build")
+    said: list[str] = []
+    builds: list[float] = []
+    done = threading.Event()
+
+    def build() -> dict:
+        builds.append(time.monotonic())
+        return {"segments": [], "duration": "00:00:01;00", "warnings": [], "episode_rewritten": True,
+                "pieces": {"rendered": 0, "total": 1},
+                "captions": {"captions": len(builds), "speech_seconds": {"transcript": 1.5}, "unreviewed": []}}
+
+    def until(count: int, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while len(builds) < count:
+            assert time.monotonic() < deadline, f"{count - 1} rebuilds expected; said: {said}"
+            time.sleep(0.05)
+
+    watching = threading.Thread(target=watch, args=(spec, build, said.append),
+                                kwargs={"stop": done.is_set, "debounce_ms": 50}, daemon=True)
+    watching.start()
+    try:
+        until(1)
+        folder = tmp_path / "transcripts"
+        folder.mkdir()  # a new folder, written into at once: saved before a watcher may be looking at it
+        (folder / "V1.txt").write_text("The quick brown fox\n")
+        until(2)
+        assert "transcripts/V1.txt saved" in said and "~ captions: 2 captions (1.5 s transcript)" in said, said
+        (folder / "V1.txt").write_text("The quick brown fox jumps\n")
+        until(3)
+        (folder / ".V1.txt.swp").write_text("an editor's working file")
+        (tmp_path / "notes.txt").write_text("still read by no build")
+        time.sleep(1.5)  # three quiet wake-ups
+        assert len(builds) == 3, said
+        shutil.rmtree(folder)
+        until(4)
+        assert "transcripts/V1.txt removed" in said, said
+    finally:
+        done.set()
+        watching.join(10)
+    assert not watching.is_alive()

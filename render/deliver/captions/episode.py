@@ -125,7 +125,8 @@ def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
             folder: Path, cache: Cache, transcripts_folder: Path | None = None,
             start_timecode: str = files.PROGRAMME_START) -> dict:
     """Write captions.scc, captions.srt, captions.vtt and captions.json into ``folder``. Returns build.json's
-    ``captions`` summary; its ``subtitles`` names the SRT for the episode's subtitle track (None: no captions)."""
+    ``captions`` summary (qc.json reports it too); its ``subtitles`` names the SRT for the episode's subtitle
+    track (None: no captions). ``start_timecode`` is the SCC's timecode of the programme's first frame."""
     words = find_words(timeline, sources, callout, audio, cache, transcripts_folder)
     cues = layout.cues(timeline, words.heard, words.music, words.sung)
     written = files.write(cues, timeline.rate, folder, start_timecode)
@@ -147,6 +148,16 @@ def deliver(timeline: Timeline, sources: Mapping[str, Source], callout: CallOut,
                  for c in cues],
     }
     write_text_atomic(folder / "captions.json", json.dumps(doc, ensure_ascii=False, indent=2))
-    return {"files": doc["files"] + ["captions.json"], "speech_seconds": doc["speech_seconds"],
-            "unreviewed": unreviewed, "captions": len(cues), "subtitles": written["srt"].name if cues else None,
+    return {"files": doc["files"] + ["captions.json"], "start_timecode": start_timecode,
+            "speech_seconds": doc["speech_seconds"], "unreviewed": unreviewed, "captions": len(cues),
+            "subtitles": written["srt"].name if cues else None,
             "qc": {c["check"]: c["verdict"] for c in checks}, "warnings": doc["warnings"]}
+
+
+def written(folder: Path, summary: Mapping) -> files.Written | None:
+    """The caption files ``deliver`` wrote into ``folder`` (``summary``: what it returned), for the
+    deliverables to carry; None when there is nothing to caption."""
+    if not summary.get("captions"):
+        return None
+    return files.Written(folder / "captions.scc", folder / "captions.srt", folder / "captions.vtt",
+                         summary["start_timecode"], summary["captions"])

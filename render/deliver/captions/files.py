@@ -7,35 +7,27 @@ it appears on its frame; it places a caption by its layout's vertical origin (ro
 things are done here, once: times are handed to it in whole microseconds rounded *up* (it floors
 microseconds to frames, and a time rounded down lands a frame early), and text is reduced to the
 CEA-608 character set (``to_608``: it writes any other character as a pound sign).
+
+The deliverables carry the same files (``Written``): the SCC as the mezzanine's ``c608`` track
+(``scc_clock`` puts it on the mezzanine's clock), the SRT as the web file's ``mov_text`` track.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from render.core.cache import write_text_atomic
+from render.core.timebase import dropframe_frames
 from render.deliver.captions.layout import MIN_SECONDS, READING_CPS, ROW_CHARS, ROWS, Cue, pauses
 from render.edit.timeline import Timeline
 
 PROGRAMME_START = "00:00:00;00"
 _TO_608 = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...",
                          "\u00a0": " "})
-
-
-def dropframe_frames(tc: str) -> int:
-    """Frames since 00:00:00;00 of a 29.97 drop-frame timecode ``HH:MM:SS;FF`` (frames 0 and 1 of
-    every minute but each tenth are skipped). Raises ValueError."""
-    try:
-        h, m, s, f = (int(x) for x in tc.replace(";", ":").split(":"))
-    except ValueError:
-        raise ValueError(f"{tc!r} is not a timecode HH:MM:SS;FF") from None
-    if m > 59 or s > 59 or f > 29 or (f < 2 and s == 0 and m % 10):
-        raise ValueError(f"{tc!r} is not a drop-frame timecode")
-    minutes = 60 * h + m
-    return (3600 * h + 60 * m + s) * 30 + f - 2 * (minutes - minutes // 10)
 
 
 def to_608(text: str) -> str:
@@ -94,6 +86,35 @@ def write(cues: Sequence[Cue], rate: Fraction, folder: Path, start_timecode: str
     for kind, path in files.items():
         write_text_atomic(path, texts[kind])
     return files
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The caption files beside an episode, as a delivery carries them: the SCC (its programme's first
+    frame at ``start_timecode``), the SRT and the WebVTT (programme time), holding ``captions`` captions."""
+
+    scc: Path
+    srt: Path
+    vtt: Path
+    start_timecode: str
+    captions: int
+
+
+def scc_clock(start_timecode: str, programme_frame: int, rate: Fraction) -> str:
+    """The ``setts`` bitstream filter that puts the packets ffmpeg reads from an SCC (its programme at
+    ``start_timecode``) on a file's clock whose programme starts at frame ``programme_frame``.
+
+    ffmpeg 5.1's SCC reader stamps a line ``HH:MM:SS;FF`` at (HH*3600 + MM*60 + SS) s + FF*33 ms,
+    ignoring the dropped labels, so its times run up to 2 frames early within each ten minutes. The
+    filter reads the label back out of that stamp and turns it into its exact frame. The last packet
+    gets one frame's duration: the MOV muxer leaves out a last packet without one, and in an SCC that
+    is the clear of the last caption."""
+    frame_ms = Fraction(1000) / rate
+    label = ("(floor(TS/1000)*30+mod(TS\\,1000)/33"
+             "-2*(floor(TS/60000)-floor(TS/600000)))")  # the label's drop-frame count, as dropframe_frames
+    at = programme_frame - dropframe_frames(start_timecode)
+    return (f"setts=ts=round(({label}{at:+d})*{frame_ms.numerator}/{frame_ms.denominator})"
+            f":duration=if(DURATION\\,DURATION\\,{math.ceil(frame_ms)})")
 
 
 def _check(name: str, limit, findings: list[dict]) -> dict:

@@ -19,6 +19,7 @@ from render.deliver.captions.speech import Token
 from render.intake.records import decode_text
 
 SIDECARS = (".txt", ".srt", ".vtt")
+FOLDER = "transcripts"  # beside the spec
 MAX_BYTES = 2_000_000
 _TURN = re.compile(r"^\s*(>>|-\s)")
 _TAGS = re.compile(r"<[^>]*>")
@@ -87,6 +88,17 @@ def read_sidecar(path: Path) -> list[Token]:
     except MediaRejected as exc:
         raise ValueError(f"{path}:1: {exc.reason}") from None
     return _timed(text, path) if path.suffix.lower() in (".srt", ".vtt") else _plain(text)
+
+
+def folder_of(spec: Path) -> Path:
+    """The editor's transcripts folder of the spec ``spec``: ``transcripts/`` beside it."""
+    return Path(spec).parent / FOLDER
+
+
+def is_transcript(path: Path) -> bool:
+    """Whether ``path`` names a transcript (``<record_id>.txt``, ``.srt`` or ``.vtt``, not an editor's
+    hidden working file)."""
+    return path.suffix.lower() in SIDECARS and not path.name.startswith(".")
 
 
 def _in_callout(callout: CallOut, value: str) -> Path | None:
