@@ -264,6 +264,7 @@ def join_task(timeline: Timeline, rendered: list[store.RenderedPiece], profile: 
     joined = programme.join(rendered, house, Path(out_file), title=timeline.title,
                             chapters=chapters.chapters(timeline), level=True, verify=profile == "master",
                             splice=profile != "master", subtitles=Path(subtitles) if subtitles else None,
+                            acts=chapters.acts(timeline) if profile == "master" else (),
                             progress=progress.callback("join", "join", seconds))
     progress.finish("join")
     return joined
@@ -430,7 +431,7 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
                export: tuple[str, ...] = ()) -> dict:
     """Build one episode: the cut, its credits, a build report and a review page, under
     ``OUT/<spec>/<profile>/``. ``variables`` set the spec's ``{{NAME}}`` variables (``--var NAME=VALUE``);
-    ``deliver`` (``--deliver network,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``;
+    ``deliver`` (``--deliver network,xdcam,web``) overrides the spec's ``deliver:`` targets, written into ``deliver/``;
     ``export`` (``--export otio,fcp7xml``) writes the cut for an NLE into ``export/``.
     """
     started = time.monotonic()

@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help=_VAR_HELP)
     p.add_argument("--watch", action="store_true", help="rebuild on every save of the spec and say what changed")
     p.add_argument("--deliver", metavar="TARGETS", default=None,
-                   help="with --profile master, also write deliver/: network (ProRes mezzanine), web (YouTube MP4), "
+                   help="with --profile master, also write deliver/: network (ProRes mezzanine), xdcam (XDCAM HD422 "
+                        "MXF), web (YouTube MP4), "
                         "comma-separated; overrides the spec's deliver:")
     p.add_argument("--export", metavar="FORMATS", default=None,
                    help="also write the cut for an NLE into export/: otio, otioz, fcp7xml, edl, mlt, comma-separated")

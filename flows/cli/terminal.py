@@ -86,7 +86,8 @@ def qc_verdicts(out: Console, qc: dict | None, loudness: dict | None) -> None:
     if not qc:
         return
     verdict = "[green]pass[/]" if qc["passed"] else "[red]FAIL[/]"
-    how = f" (levelled {loudness['mode']}, {loudness['gain_db']:+.1f} dB)" if loudness else ""
+    acts = "".join(f", act {a['act']} {a['gain_db']:+.1f} dB" for a in (loudness or {}).get("acts") or ())
+    how = f" (levelled {loudness['mode']}, {loudness['gain_db']:+.1f} dB{acts})" if loudness else ""
     out.print(f"[bold]QC[/] {verdict}{how}")
     for name, check in qc["checks"].items():
         mark = "[green]ok[/]  " if check["passed"] else "[red]FAIL[/]"

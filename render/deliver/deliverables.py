@@ -46,7 +46,8 @@ INDEX = "deliverables.json"
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What to deliver: the targets (``network``: the mezzanine; ``web``: the YouTube file) and the leader."""
+    """What to deliver: the targets (``network``: the ProRes mezzanine; ``xdcam``: the XDCAM HD422 MXF;
+    ``web``: the YouTube file) and the leader of the mezzanines."""
 
     targets: tuple[str, ...]
     leader: leader_mod.Leader = field(default_factory=leader_mod.Leader)
@@ -74,9 +75,9 @@ def request(targets: tuple[str, ...], leader: tuple[tuple[str, str], ...] = ()) 
 
 def programme_timecode(request: Request) -> str:
     """The timecode of the programme's first frame on the delivery's clock: the leader's programme
-    timecode (01:00:00;00 by default) when the network mezzanine is delivered, else 00:00:00;00. The
+    timecode (01:00:00;00 by default) when a mezzanine (ProRes or XDCAM) is delivered, else 00:00:00;00. The
     cue sheet and captions.scc are written on it."""
-    return request.leader.programme if "network" in request.targets else PROGRAMME_START
+    return request.leader.programme if {"network", "xdcam"} & set(request.targets) else PROGRAMME_START
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,30 +154,9 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
     base = [DELIVER_VERSION, house.key(), [p.key for p in prog.pieces], prog.level_chain, timeline.title]
     seconds = float(to_seconds(prog.frames, house.rate))
     jobs = []
-    if "network" in request.targets:
-        ld = request.leader
-        slate_doc = leader_mod.slate(timeline.title, slate_lines(timeline, prog, ld, base))
-        total = ld.frames + prog.frames + ld.tail_frames(house.rate)
-
-        def write_mezzanine(out: Path, work: Path) -> list[str]:
-            (work / "slate.ass").write_text(slate_doc, encoding="utf-8")
-            (work / "countdown.ass").write_text(leader_mod.countdown(ld.parts()[3][1], house.rate), encoding="utf-8")
-            return mezzanine.argv(prog, house, ld, work / "slate.ass", work / "countdown.ass", work, out,
-                                  timeline.title, captions=captions)
-
-        # new words remake the file: the key holds the SCC's bytes and the clock it is on
-        scc = [_sha256(captions.scc), captions.start_timecode] if captions else None
-        jobs.append(_Job("mezzanine.mov", "mezzanine", key_of("mezzanine", *base, mezzanine.VIDEO_ARGS,
-                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc, scc),
-                         mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width,
-                                                  house.height),
-                         write_mezzanine,
-                         {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
-                          "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
-                          "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
-                          "me": "silent: the M&E stems are not separated yet",
-                          **_track("c608", captions, captions.scc if captions else None)},
-                         lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
+    for target, fmt in (("network", mezzanine.PRORES), ("xdcam", mezzanine.XDCAM)):
+        if target in request.targets:
+            jobs.append(_mezzanine_job(timeline, prog, house, request.leader, fmt, base, captions))
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
         srt = captions.srt if captions else None
@@ -198,18 +178,39 @@ def _track(tag: str, captions: caption_files.Written | None, source: Path | None
                          "captions": captions.captions}}
 
 
+def _mezzanine_job(timeline: Timeline, prog: Programme, house: HouseFormat, ld: leader_mod.Leader,
+                   fmt: mezzanine.Format, base: list, captions: caption_files.Written | None) -> _Job:
+    """A broadcast mezzanine (``mezzanine.PRORES``, ``mezzanine.XDCAM``): leader, programme and tail, with its
+    QC; a MOV carries the captions' SCC as its ``c608`` track (MXF: the SCC goes beside it)."""
+    slate_doc = leader_mod.slate(timeline.title, slate_lines(timeline, prog, ld, base))
+    total = ld.frames + prog.frames + ld.tail_frames(house.rate)
+    role = "mezzanine" if fmt is mezzanine.PRORES else "xdcam"
+    carried = captions if fmt.muxer == "mov" else None
+
+    def write(out: Path, work: Path) -> list[str]:
+        (work / "slate.ass").write_text(slate_doc, encoding="utf-8")
+        (work / "countdown.ass").write_text(leader_mod.countdown(ld.parts()[3][1], house.rate), encoding="utf-8")
+        return mezzanine.argv(prog, house, ld, work / "slate.ass", work / "countdown.ass", work, out,
+                              timeline.title, fmt=fmt, captions=carried)
+
+    # new words remake the file: the key holds the SCC's bytes and the clock it is on
+    scc = [_sha256(carried.scc), carried.start_timecode] if carried else None
+    layout = ({"1": "mix left", "2": "mix right", "3": "M&E left", "4": "M&E right"} if fmt.mono_tracks else
+              {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"})
+    return _Job(fmt.file, role, key_of(role, *base, list(fmt.video_args), mezzanine.AUDIO_ARGS, ld.to_json(),
+                                       slate_doc, scc),
+                mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width, house.height, fmt),
+                write,
+                {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
+                 "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
+                 "audio_layout": layout, "me": "silent: the M&E stems are not separated yet",
+                 **_track("c608", carried, carried.scc if carried else None)},
+                lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate))
+
+
 def acts(timeline: Timeline) -> list[tuple[int, int]]:
     """The programme's acts: the runs of segments between act breaks, as ``[start, end)`` frames."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    for seg in timeline.segments:
-        if seg.type == "act_break":
-            if seg.start_frame > start:
-                out.append((start, seg.start_frame))
-            start = seg.end_frame
-    if timeline.frames > start:
-        out.append((start, timeline.frames))
-    return out
+    return chapters_mod.acts(timeline)
 
 
 def slate_lines(timeline: Timeline, prog: Programme, ld: leader_mod.Leader, base: list) -> list[tuple[str, str]]:
@@ -276,8 +277,12 @@ def _describe(folder: Path, job: _Job) -> dict:
         kind = s.get("codec_type")
         entry = {"type": kind, "codec": s.get("codec_name"), "tag": s.get("codec_tag_string")}
         if kind == "video":
+            # MXF indexes no frame count: its length in frames, then
+            frames = int(s.get("nb_frames") or 0) or round(Fraction(s.get("duration") or 0) * Fraction(
+                s.get("r_frame_rate") or 0))
             entry.update(profile=s.get("profile"), pix_fmt=s.get("pix_fmt"), width=s.get("width"),
-                         height=s.get("height"), rate=s.get("r_frame_rate"), frames=int(s.get("nb_frames") or 0),
+                         height=s.get("height"), rate=s.get("r_frame_rate"), frames=frames,
+                         bit_rate=int(s.get("bit_rate") or 0),
                          color=[s.get("color_primaries"), s.get("color_transfer"), s.get("color_space"),
                                 s.get("color_range")])
         elif kind == "audio":
@@ -289,6 +294,8 @@ def _describe(folder: Path, job: _Job) -> dict:
         elif kind == "subtitle":
             entry.update(language=(s.get("tags") or {}).get("language"))
         streams.append(entry)
+    timecode = (info["format"].get("tags") or {}).get("timecode")  # MXF: the material package's
     return {"role": job.role, "path": job.name, "size": path.stat().st_size,
+            **({"file_timecode": timecode} if timecode else {}),
             "duration_s": round(float(Fraction(info["format"]["duration"])), 3), "md5": done.get("md5"),
             "md5_file": job.name + ".md5", "streams": streams, **({"qc": done["qc"]} if done.get("qc") else {})}

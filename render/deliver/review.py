@@ -134,19 +134,21 @@ def _extract(shots: Sequence[PlacedShot], cache: Cache, rate: Fraction) -> None:
 MOMENTARY_BLOCKS, SHORT_TERM_BLOCKS = 4, 30  # the meters' windows (400 ms, 3 s) in 100 ms blocks
 
 
-def loudness_series(rendered: Sequence[RenderedPiece], rate: Fraction, gain_db: float,
+def loudness_series(rendered: Sequence[RenderedPiece], rate: Fraction, gain_db: float | Sequence[float],
                     limit_dbtp: float | None = None) -> dict:
     """The programme's momentary and short-term loudness (LUFS, every 100 ms from the start; NaN where
     unknown) and each piece's true peak (dBTP) as the programme plays them: the pieces' cached meters
-    moved by the programme's levelling gain (a limiter, ``limit_dbtp``, holds the peaks at its ceiling).
+    moved by the levelling gain (one for the programme, or one a piece when each act has its own; a
+    limiter, ``limit_dbtp``, holds the peaks at its ceiling).
 
     A piece was metered alone, so its first blocks' windows lack the sound before it: its first
     momentary values are unknown, and its first short-term values are the energy mean of the
     momentary blocks of the last 3 s of the programme, across the join."""
+    gains = [float(gain_db)] * len(rendered) if isinstance(gain_db, (int, float)) else list(gain_db)
     momentary, short, fresh, peaks, at = [], [], [], [], 0
     for i, p in enumerate(rendered):
         seconds = float(Fraction(p.frames) / rate)
-        meter = level.piece_meter(p.audio, seconds)
+        meter = level.piece_meter(p.audio, seconds).moved(gains[i])
         start = float(Fraction(at) / rate)
         # a piece's blocks are counted from its own start: pad or trim them onto the programme's clock
         n = round((start + seconds) / BLOCK_S) - len(momentary)
@@ -154,7 +156,7 @@ def loudness_series(rendered: Sequence[RenderedPiece], rate: Fraction, gain_db: 
         short += (list(meter.short_term) + [level.FLOOR] * n)[:n]
         fresh += [min(k, SHORT_TERM_BLOCKS) if i else SHORT_TERM_BLOCKS for k in range(n)]
         tp = 20 * math.log10(meter.true_peak) if meter.true_peak > 0 else level.FLOOR
-        peaks.append((start, start + seconds, min(tp + gain_db, limit_dbtp if limit_dbtp is not None else math.inf)))
+        peaks.append((start, start + seconds, min(tp, limit_dbtp if limit_dbtp is not None else math.inf)))
         at += p.frames
     m, st, blocks = np.array(momentary), np.array(short), np.array(fresh)
     energy = np.where(m > level.FLOOR, np.power(10.0, (m + 0.691) / 10), 0.0)
@@ -166,11 +168,7 @@ def loudness_series(rendered: Sequence[RenderedPiece], rate: Fraction, gain_db: 
     across = np.where(mean > 0, -0.691 + 10 * np.log10(np.maximum(mean, 1e-30)), level.FLOOR)
     st = np.where(blocks < SHORT_TERM_BLOCKS, across, st)
     m = np.where(blocks < MOMENTARY_BLOCKS - 1, np.nan, m)
-
-    def moved(x: np.ndarray) -> np.ndarray:
-        return np.where(x > level.FLOOR, x + gain_db, level.FLOOR)
-
-    return {"momentary": moved(m), "short_term": moved(st), "peaks": peaks}
+    return {"momentary": m, "short_term": st, "peaks": peaks}
 
 
 def loudness_svg(series: dict, seconds: float) -> str:
@@ -233,12 +231,14 @@ def _chart(rendered: Sequence[RenderedPiece], rate: Fraction, loud: dict, second
     mode = loud.get("mode")
     gain = float(loud.get("gain_db") or 0.0) if mode in ("linear", "limited") else 0.0
     limit = loud.get("limiter_ceiling_dbtp") if mode == "limited" else None
-    key = key_of("review-loudness", REVIEW_VERSION, level.METER_VERSION, [p.key for p in rendered], round(gain, 3),
-                 limit)
+    starts = itertools.accumulate((p.frames for p in rendered), initial=0)
+    gains = [round(gain + level.act_gain_at(loud, float(Fraction(at) / rate)), 3) for at, _ in zip(starts, rendered)]
+    key = key_of("review-loudness", REVIEW_VERSION, level.METER_VERSION, [p.key for p in rendered],
+                 gains[0] if len(set(gains)) == 1 else gains, limit)
     path = cache.path("review-charts", key + ".svg")
     if path.exists():
         return path.read_text(encoding="utf-8")
-    svg = loudness_svg(loudness_series(rendered, rate, gain, limit), seconds)
+    svg = loudness_svg(loudness_series(rendered, rate, gains, limit), seconds)
     write_text_atomic(path, svg)
     return svg
 

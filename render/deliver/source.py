@@ -2,8 +2,9 @@
 same pieces the join copied into episode.mp4) and the level the join chose for the programme.
 
 A deliverable decodes the pieces once and encodes each frame once, in its own format; its sound is
-the pieces' PCM with the join's level applied again (one gain, or the same gain into the same
-limiter), so every deliverable carries the programme the master carries, at the same loudness.
+the pieces' PCM with the join's level applied again (each act's own gain, stepping where the join's
+stepped; then one gain, or the same gain into the same limiter), so every deliverable carries the
+programme the master carries, at the same loudness.
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ def programme(rendered: Sequence[RenderedPiece], loudness: dict | None, house: H
 
 
 def level_chain(loudness: dict) -> str:
-    """The join's level as a filter chain on the pieces' PCM: linear loudnorm is one gain (applied as
-    that gain), a limited programme the same gain into the same limiter."""
+    """The join's level as a filter chain on the pieces' PCM: the acts' own gains, if the join gave
+    each act one (the same gains, stepping at the same programme times), then the programme's: linear
+    loudnorm is one gain (applied as that gain), a limited programme the same gain into the same limiter."""
     mode, gain = loudness["mode"], float(loudness["gain_db"])
     if mode == "none":
-        return "anull"
-    if mode == "linear":
-        return f"volume={gain:.2f}dB"
-    return level_mod.limiter_chain(gain, float(loudness["limiter_ceiling_dbtp"]))
+        programme = "anull"
+    elif mode == "linear":
+        programme = f"volume={gain:.2f}dB"
+    else:
+        programme = level_mod.limiter_chain(gain, float(loudness["limiter_ceiling_dbtp"]))
+    acts = level_mod.acts_chain(loudness)
+    return programme if acts is None else f"{acts},{programme}"

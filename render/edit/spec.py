@@ -33,7 +33,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = {"title", "callout", "runtime", "segments", "fit", "seed", "description", "pool_cents", "upstream_share",
             "allow_flashes", "vars", "defaults", "deliver"}
-DELIVER_TARGETS = ("network", "web")  # the broadcast mezzanine, the YouTube file
+DELIVER_TARGETS = ("network", "xdcam", "web")  # the ProRes mezzanine, the XDCAM HD422 MXF, the YouTube file
 LEADER_KEYS = ("bars", "slate", "black", "countdown", "pop", "programme")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SEGMENT_KEYS = {
@@ -161,8 +161,9 @@ TOP_FIELDS: dict[str, tuple[dict, str]] = {
                             "properties": {"to": {"type": ["string", "array"]},
                                            "leader": {"type": "object", "additionalProperties": False,
                                                       "properties": {k: {"type": "string"} for k in LEADER_KEYS}}}}]},
-                ("What a master build also delivers into deliver/: network (ProRes mezzanine with leader), web "
-                 "(YouTube MP4), as 'network,web', a list, or {to: [...], leader: {bars: '00:58:30;00', ...}}; "
+                ("What a master build also delivers into deliver/: network (ProRes mezzanine with leader), xdcam "
+                 "(XDCAM HD422 MXF with the same leader), web (YouTube MP4), as 'network,web', a list, or "
+                 "{to: [...], leader: {bars: '00:58:30;00', ...}}; "
                  "--deliver overrides it.")),
     "vars": ({"type": "object", "additionalProperties": {"type": ["string", "number", "integer"]}},
              "Variables for {{name}} anywhere in the spec's text; --var NAME=VALUE overrides them."),

@@ -38,6 +38,20 @@ def chapters(timeline: Timeline) -> tuple[Chapter, ...]:
     return tuple(Chapter(a, b, starts[a]) for a, b in zip(frames, frames[1:] + [total]) if b > a)
 
 
+def acts(timeline: Timeline) -> list[tuple[int, int]]:
+    """The programme's acts: the runs of segments between act breaks, as ``[start, end)`` frames."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for seg in timeline.segments:
+        if seg.type == "act_break":
+            if seg.start_frame > start:
+                out.append((start, seg.start_frame))
+            start = seg.end_frame
+    if timeline.frames > start:
+        out.append((start, timeline.frames))
+    return out
+
+
 def act_breaks(timeline: Timeline) -> list[dict]:
     """build.json's ``act_breaks``: each act break's exact frames and timecodes."""
     return [{"id": s.id, "start_frame": s.start_frame, "end_frame": s.end_frame,

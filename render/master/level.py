@@ -17,6 +17,11 @@ the pre-levelling made is kept):
   to confirm, and when linear cannot hold the peak we use the *limited* mode instead: the same
   single gain into a look-ahead limiter run at 4x the sample rate (so it sees inter-sample peaks),
   its gain tuned by metering passes until the programme lands on the target.
+- *Acts* (the master's choice, ``act_levels``): each act (the segments between act breaks) first gets
+  a gain of its own that takes it to the target, from its pieces' blocks. The gain steps in the
+  middle of the act break before the act, which is black and silent, so no step is heard inside an
+  act; the programme's gain (or gain and limiter) then applies to the whole as above. Pieces never
+  straddle an act break (a piece is part of one segment), so each piece is in one act or one break.
 - *The final file is re-measured* with ffmpeg's ``ebur128`` (peak=true) -- a meter independent of
   loudnorm's -- and those figures are what build.json and QC report. If the AAC encoder's
   overshoot pushed the true peak over the ceiling, the join is redone in limited mode with the
@@ -26,11 +31,14 @@ the pre-levelling made is kept):
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +51,7 @@ from render.core.errors import FfmpegError
 from render.core.house import TARGET_LUFS, TRUE_PEAK_DBTP
 from render.core.timebase import AUDIO_RATE_HZ
 
-MASTER_VERSION = 1
+MASTER_VERSION = 2  # 2: per-act gains
 METER_VERSION = 1
 FLOOR = -120.0
 ABSOLUTE_GATE = -70.0            # BS.1770-4 absolute gate (LKFS)
@@ -62,6 +70,9 @@ MAX_TUNING_PASSES = 6
 LIMITER_ATTACK_MS = 5            # also its look-ahead: the limiter acts before the peak arrives
 LIMITER_RELEASE_MS = 50
 OVERSAMPLE_HZ = 4 * AUDIO_RATE_HZ
+BLOCK_S = 0.1                    # ebur128's metadata cadence: one momentary and short-term value every 100 ms
+MOMENTARY_S = 0.4
+SHORT_TERM_S = 3.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +95,14 @@ class PieceMeter:
     def from_json(cls, d: dict) -> PieceMeter:
         return cls(tuple(float(x) for x in d["momentary"]), tuple(float(x) for x in d["short_term"]),
                    float(d["true_peak"]))
+
+    def moved(self, gain_db: float) -> PieceMeter:
+        """The meter of this sound after a gain of ``gain_db`` (exact: a gain moves every block alike)."""
+        if gain_db == 0:
+            return self
+        return PieceMeter(tuple(v + gain_db if v > FLOOR else v for v in self.momentary),
+                          tuple(v + gain_db if v > FLOOR else v for v in self.short_term),
+                          self.true_peak * 10 ** (gain_db / 20))
 
 
 _M = re.compile(rb"lavfi\.r128\.M=(\S+)")
@@ -171,6 +190,114 @@ def programme_loudness(meters: Sequence[PieceMeter]) -> ProgrammeLoudness:
 
 
 # ---------------------------------------------------------------------------------------------
+# acts: one gain each, stepped in the silence of the act break before it
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One act: programme frames ``[start_frame, end_frame)``, its loudness from its pieces' blocks,
+    its own gain, and the programme second its gain takes over from (mid act break; 0 for the first)."""
+
+    start_frame: int
+    end_frame: int
+    before: ProgrammeLoudness
+    gain_db: float
+    from_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActLevels:
+    """The acts' gains, and the gain each piece of the programme gets from them (in order)."""
+
+    acts: tuple[Act, ...]
+    rate: Fraction
+    piece_frames: tuple[int, ...]
+
+    @property
+    def piece_gains_db(self) -> tuple[float, ...]:
+        """The act gain in force over each piece: a piece inside a break (silent) takes the gain of
+        the side of the break's middle it starts on."""
+        out, at = [], 0
+        for n in self.piece_frames:
+            t = float(Fraction(at) / self.rate)
+            out.append(next((a.gain_db for a in reversed(self.acts) if a.from_s <= t), self.acts[0].gain_db))
+            at += n
+        return tuple(out)
+
+    def chain(self) -> str:
+        """The acts' gains as a filter chain on the programme's sound (see ``act_chain``)."""
+        return act_chain([(a.from_s, a.gain_db) for a in self.acts])
+
+    def moved(self, meters: Sequence[PieceMeter]) -> list[PieceMeter]:
+        """The pieces' meters after the acts' gains."""
+        return [m.moved(g) for m, g in zip(meters, self.piece_gains_db, strict=True)]
+
+    def seconds(self, act: Act) -> tuple[float, float]:
+        """Where ``act`` starts and ends, in programme seconds."""
+        return float(Fraction(act.start_frame) / self.rate), float(Fraction(act.end_frame) / self.rate)
+
+    def corrected(self, misses_db: Sequence[float]) -> ActLevels:
+        """The same acts with each gain moved by its miss (the target less what the act measured)."""
+        return dataclasses.replace(self, acts=tuple(dataclasses.replace(a, gain_db=round(a.gain_db + d, 2))
+                                                    for a, d in zip(self.acts, misses_db, strict=True)))
+
+
+def act_chain(steps: Sequence[tuple[float, float]]) -> str:
+    """One gain per act as a filter chain on the programme's sound in programme time (48 kHz in and
+    out): ``steps`` are ``(second, gain dB)``, the first from 0.
+
+    ``volume``'s timeline switch is evaluated once per audio frame, on the frame's start time. The
+    pieces' sound is read in frames that start afresh at every piece boundary (each piece is its own
+    file), so a step at a time inside an act break takes effect inside the break, at the latest on
+    the next act's first sample, never inside an act."""
+    out = [f"volume={steps[0][1]:.2f}dB"]
+    for (_, before), (at, gain) in itertools.pairwise(steps):
+        out.append(f"volume={gain - before:.2f}dB:enable='gte(t,{at:.6f})'")
+    return ",".join(out)
+
+
+def act_levels(meters: Sequence[PieceMeter], piece_frames: Sequence[int], acts: Sequence[tuple[int, int]],
+               rate: Fraction, target: float = TARGET_LUFS) -> ActLevels | None:
+    """Each act's gain to ``target`` from its pieces' blocks (0 for a silent act), stepping in the
+    middle of the act break before it; None with fewer than two acts (one gain does it all).
+
+    ``acts`` are ``[start, end)`` programme frames, which are piece boundaries: an act is whole
+    segments, and a piece is part of one segment."""
+    if len(acts) < 2:
+        return None
+    starts = list(itertools.accumulate(piece_frames, initial=0))[:-1]
+    out = []
+    for k, (a, b) in enumerate(acts):
+        before = programme_loudness([m for m, s in zip(meters, starts) if a <= s < b])
+        gain = 0.0 if before.silent else round(target - before.integrated_lufs, 2)
+        middle = Fraction(acts[k - 1][1] + a, 2) if k else Fraction(0)
+        out.append(Act(a, b, before, gain, round(float(middle / rate), 6)))
+    return ActLevels(tuple(out), rate, tuple(piece_frames))
+
+
+def act_figures(meter: PieceMeter, start_s: float, end_s: float) -> tuple[float, float]:
+    """An act's integrated loudness (BS.1770 gating over the 400 ms blocks wholly inside it) and the
+    range of its 3 s short-term loudness (the windows wholly inside it, above the absolute gate), from
+    a meter of the whole programme (``meter_file``)."""
+    ends = (np.arange(len(meter.momentary)) + 1) * BLOCK_S
+    eps = BLOCK_S / 100
+    inside = ends <= end_s + eps
+    m = np.array(meter.momentary)[inside & (ends - MOMENTARY_S >= start_s - eps)]
+    s = np.array(meter.short_term)[inside & (ends - SHORT_TERM_S >= start_s - eps)]
+    integrated = programme_loudness([PieceMeter(tuple(m), (), 0.0)]).integrated_lufs
+    s = s[s > ABSOLUTE_GATE]
+    return round(integrated, 2), round(float(s.max() - s.min()), 2) if s.size else 0.0
+
+
+def meter_file(path: Path, timeout_s: float = 600) -> tuple[loudness.Loudness, PieceMeter]:
+    """One ``ebur128`` pass over a finished file's first sound: its summary and its 100 ms blocks."""
+    argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-i", str(path), "-map", "0:a:0",
+            "-af", "ebur128=peak=true:metadata=1,ametadata=mode=print:file=-", "-f", "null", "-"]
+    run = ffmpeg.run(argv, timeout_s=timeout_s)
+    return loudness.figures(run.stderr_tail, run.stdout), parse_meter(run.stdout)
+
+
+# ---------------------------------------------------------------------------------------------
 # pass 2: the levelling plan and its filter
 
 
@@ -183,6 +310,7 @@ class LevelPlan:
     gain_db: float
     before: ProgrammeLoudness
     ceiling_dbtp: float = TRUE_PEAK_DBTP - CODEC_HEADROOM_DB
+    acts: ActLevels | None = None  # the acts' own gains, before the programme's (``before`` is after them)
 
     def to_json(self) -> dict:
         return {"mode": self.mode, "gain_db": round(self.gain_db, 2),
@@ -200,20 +328,29 @@ def _measured(before: ProgrammeLoudness) -> tuple[float, float, float, float]:
 
 
 def plan_level(before: ProgrammeLoudness, target: float = TARGET_LUFS,
-               ceiling: float = TRUE_PEAK_DBTP - CODEC_HEADROOM_DB) -> LevelPlan:
+               ceiling: float = TRUE_PEAK_DBTP - CODEC_HEADROOM_DB, acts: ActLevels | None = None) -> LevelPlan:
     """Choose linear loudnorm when one gain reaches ``target`` with the true peak under ``ceiling``
-    (loudnorm's own rule, on the same rounded values), else a gain plus limiting."""
+    (loudnorm's own rule, on the same rounded values), else a gain plus limiting. With ``acts``,
+    ``before`` is the programme after the acts' gains."""
     if before.silent:
-        return LevelPlan("none", 0.0, before, ceiling)
+        return LevelPlan("none", 0.0, before, ceiling, acts)
     i, tp, _, _ = _measured(before)
     gain = target - i
     if tp + gain <= ceiling and before.lra_lu <= LOUDNORM_LRA:
-        return LevelPlan("linear", gain, before, ceiling)
-    return LevelPlan("limited", gain, before, ceiling)
+        return LevelPlan("linear", gain, before, ceiling, acts)
+    return LevelPlan("limited", gain, before, ceiling, acts)
 
 
 def level_filter(plan: LevelPlan, target: float = TARGET_LUFS, print_json: bool = True) -> str:
-    """The audio filter chain that levels the programme (48 kHz in, 48 kHz out)."""
+    """The audio filter chain that levels the programme (48 kHz in, 48 kHz out): the acts' gains, if
+    any, then the programme's."""
+    programme = _programme_filter(plan, target, print_json)
+    if plan.acts is None:
+        return programme
+    return plan.acts.chain() if programme == "anull" else f"{plan.acts.chain()},{programme}"
+
+
+def _programme_filter(plan: LevelPlan, target: float, print_json: bool) -> str:
     if plan.mode == "none":
         return "anull"
     if plan.mode == "linear":
@@ -284,11 +421,11 @@ def tune_limited(plan: LevelPlan, alist: Path, timeout_s: float,
     prev: tuple[float, float] | None = None
     while True:
         passes += 1
-        reading = meter_levelled(alist, level_filter(LevelPlan("limited", gain, plan.before, plan.ceiling_dbtp)),
-                                 timeout_s)
+        tried = dataclasses.replace(plan, mode="limited", gain_db=gain)
+        reading = meter_levelled(alist, level_filter(tried), timeout_s)
         got = reading.integrated_lufs
         if abs(got - target) <= TUNING_LU or got <= ABSOLUTE_GATE or passes >= MAX_TUNING_PASSES:
-            return LevelPlan("limited", gain, plan.before, plan.ceiling_dbtp), passes, reading
+            return tried, passes, reading
         slope = 1.0
         if prev is not None and abs(gain - prev[0]) > 1e-6:
             slope = min(1.0, max(0.2, (got - prev[1]) / (gain - prev[0])))
@@ -302,34 +439,41 @@ def _loudnorm_reading(report: dict) -> loudness.Loudness:
 
 def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[[str, bool], list[str]], final: Path,
                     timeout_s: float, target: float = TARGET_LUFS, max_tp: float = TRUE_PEAK_DBTP,
-                    verify: bool = True) -> dict:
+                    verify: bool = True, acts: ActLevels | None = None) -> dict:
     """Level and encode the programme, then re-measure the final file; returns build.json's ``loudness``.
 
     ``encode(audio_filter, per_sample)`` writes ``final`` (the whole join) and returns ffmpeg's stderr
-    tails (one per part: a ``per_sample`` chain, a gain, may be encoded in parts side by side);
+    tails (one per part: a ``per_sample`` chain, gains, may be encoded in parts side by side);
     ``alist`` is the concat list of the pieces' PCM, for limiter tuning passes. Without ``verify``
     the final file is not decoded again: the figures are the level pass's own reading of the sound
     it sent to the encoder (loudnorm's output meter, or the last limiter tuning pass).
+
+    ``acts`` (``act_levels``) gives each act its own gain before the programme's; the final file is
+    then measured act by act too, and an act that misses the target by more than ``LANDING_LU`` (a
+    limiter took loudness from it) has its gain corrected by the miss and the join is redone.
     """
-    before = programme_loudness(meters)
-    plan = plan_level(before, target)
+    raw = programme_loudness(meters)
+    plan = plan_level(programme_loudness(acts.moved(meters)) if acts else raw, target, acts=acts)
     tuning, reading = 0, None
     if plan.mode == "limited":
         plan, tuning, reading = tune_limited(plan, alist, timeout_s, target)
     report_ln: dict | None = None
+    figures: list[tuple[float, float]] | None = None
     joins = 0
     while True:
         joins += 1
-        # a gain (linear loudnorm) treats every sample alike, so its AAC is encoded in parts side by side
+        # gains (linear loudnorm, the acts') are the same for a sample wherever it is encoded, so the
+        # AAC is encoded in parts side by side; a limiter needs the whole
         stderrs = encode(level_filter(plan, target), plan.mode != "limited")
+        before = plan.before
         if plan.mode == "linear":
             report_ln = parse_loudnorm_parts(stderrs)
             if report_ln is None:
                 raise FfmpegError(["loudnorm"], 0, "\n".join(stderrs), "loudnorm printed no JSON summary")
             if report_ln["normalization_type"] != "linear":
                 # loudnorm judged differently from our prediction: never ship its dynamic mode
-                plan, more, reading = tune_limited(LevelPlan("limited", plan.gain_db, before, plan.ceiling_dbtp),
-                                                   alist, timeout_s, target)
+                plan, more, reading = tune_limited(dataclasses.replace(plan, mode="limited"), alist, timeout_s,
+                                                   target)
                 tuning += more
                 continue
             # a part's loudnorm measured only its part: the whole's figures are the plan's, exact for a gain
@@ -339,15 +483,31 @@ def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[
         if not verify:
             got = reading or loudness.Loudness(before.integrated_lufs, before.lra_lu, before.true_peak_dbtp)
             break
-        got = loudness.measure_file(final, timeout_s=timeout_s)
-        landed = got.true_peak_dbtp <= max_tp and (plan.mode == "none" or abs(got.integrated_lufs - target) <= LANDING_LU)
+        misses: list[float] = []
+        if plan.acts is None:
+            got = loudness.measure_file(final, timeout_s=timeout_s)
+        else:
+            got, blocks = meter_file(final, timeout_s=timeout_s)
+            figures = [act_figures(blocks, *plan.acts.seconds(a)) for a in plan.acts.acts]
+            misses = [0.0 if a.before.silent or i <= ABSOLUTE_GATE else target - i
+                      for a, (i, _) in zip(plan.acts.acts, figures)]
+        over = max(0.0, got.true_peak_dbtp - max_tp)
+        acts_landed = all(abs(d) <= LANDING_LU for d in misses)
+        landed = not over and acts_landed and (plan.mode == "none" or abs(got.integrated_lufs - target) <= LANDING_LU)
         if landed or joins >= MAX_JOINS:
             break
         # the encoder overshot (or the landing missed): lower the ceiling by the overshoot and retune
-        over = max(0.0, got.true_peak_dbtp - max_tp)
         ceiling = plan.ceiling_dbtp - (over + 0.2 if over else 0.0)
-        plan, more, reading = tune_limited(LevelPlan("limited", plan.gain_db + target - got.integrated_lufs, before,
-                                                     ceiling), alist, timeout_s, target)
+        if plan.acts is not None and not acts_landed:
+            corrected = plan.acts.corrected(misses)
+            plan = plan_level(programme_loudness(corrected.moved(meters)), target, ceiling, corrected)
+            if plan.mode == "limited":
+                plan, more, reading = tune_limited(plan, alist, timeout_s, target)
+                tuning += more
+            continue
+        plan, more, reading = tune_limited(dataclasses.replace(plan, mode="limited", ceiling_dbtp=ceiling,
+                                                               gain_db=plan.gain_db + target - got.integrated_lufs),
+                                           alist, timeout_s, target)
         tuning += more
     meter = ("ffmpeg ebur128 (peak=true) on the final file" if verify else
              "the level pass's own meter, before AAC (the final file is not re-measured)")
@@ -355,9 +515,35 @@ def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[
         "integrated_lufs": got.integrated_lufs, "lra_lu": got.lra_lu, "true_peak_dbtp": got.true_peak_dbtp,
         "max_short_term_lufs": got.max_short_term_lufs, "meter": meter, "final_file_measured": verify,
         "target_lufs": target, "ceiling_dbtp": max_tp, **plan.to_json(),
-        "before": {**before.to_json(), "from": "per-piece ebur128 blocks, BS.1770 gating"},
+        "before": {**raw.to_json(), "from": "per-piece ebur128 blocks, BS.1770 gating"},
         "loudnorm": report_ln, "joins": joins, "tuning_passes": tuning,
+        **({"acts": acts_json(plan.acts, figures)} if plan.acts else {}),
     }
+
+
+def acts_json(acts: ActLevels, figures: Sequence[tuple[float, float]] | None) -> list[dict]:
+    """build.json's ``loudness.acts``: each act's frames, its own gain and where that takes over (what
+    ``act_chain`` re-applies), its loudness before levelling, and as measured in the final file (None
+    unmeasured): integrated, and the range of its 3 s short-term loudness."""
+    out = []
+    for k, a in enumerate(acts.acts):
+        measured = figures[k] if figures else (None, None)
+        out.append({"act": k + 1, "start_frame": a.start_frame, "end_frame": a.end_frame, "gain_db": a.gain_db,
+                    "gain_from_s": a.from_s, "before_lufs": round(a.before.integrated_lufs, 2),
+                    "integrated_lufs": measured[0], "short_term_range_lu": measured[1]})
+    return out
+
+
+def act_gain_at(loudness_report: dict, seconds: float) -> float:
+    """The act gain build.json's ``loudness`` applies at programme second ``seconds`` (0 without acts)."""
+    acts = loudness_report.get("acts") or []
+    return next((float(a["gain_db"]) for a in reversed(acts) if float(a["gain_from_s"]) <= seconds), 0.0)
+
+
+def acts_chain(loudness_report: dict) -> str | None:
+    """The acts' gains of build.json's ``loudness`` as ``act_chain`` (None when the programme had one gain)."""
+    acts = loudness_report.get("acts")
+    return act_chain([(float(a["gain_from_s"]), float(a["gain_db"])) for a in acts]) if acts else None
 
 
 #: A preview keeps the gain of its previous build while that still lands this close to the target, so an

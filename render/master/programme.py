@@ -136,19 +136,23 @@ class _Mux:
 
 def join(rendered: Sequence[RenderedPiece], house: HouseFormat, out: Path, *, title: str = "",
          chapters: tuple[chapters_mod.Chapter, ...] = (), level: bool = False, verify: bool = True,
-         splice: bool = False, subtitles: Path | None = None,
+         splice: bool = False, subtitles: Path | None = None, acts: Sequence[tuple[int, int]] = (),
          progress: Callable[[float], None] | None = None) -> Joined:
     """Join rendered pieces into one MP4: video by stream copy, sound encoded to AAC.
 
     ``level`` levels the programme's sound to the delivery loudness (``level.level_programme``) and
     (``verify``) re-measures the final file; ``chapters`` are written into the MP4, and ``subtitles`` (an
-    SRT in programme time) as its English ``mov_text`` track. ``splice`` (the
+    SRT in programme time) as its English ``mov_text`` track. ``acts`` (the master's choice: the
+    programme's acts as ``[start, end)`` frames, ``chapters.acts``) levels each act to the target with a
+    gain of its own before the programme's level (``level.act_levels``). ``splice`` (the
     preview's choice) levels by one gain and re-encodes only the sound that changed since the last
-    join into ``out`` (``sound.encode``). Does nothing (``rewritten`` False) when ``out`` already
+    join into ``out`` (``sound.encode``); it ignores ``acts``. Does nothing (``rewritten`` False) when ``out`` already
     holds exactly this join: a sidecar written after the file records its key, size and loudness figures.
     """
+    acts = tuple(acts) if level and not splice else ()
     key = key_of("join", COMPOSE_VERSION, house.key(), title, [p.key for p in rendered],
-                 [c.to_json(house.rate) for c in chapters], [level_mod.level_key(), verify] if level else None,
+                 [c.to_json(house.rate) for c in chapters],
+                 [level_mod.level_key(), verify, *([[list(a) for a in acts]] if acts else [])] if level else None,
                  hashlib.sha256(subtitles.read_bytes()).hexdigest() if subtitles else None)
     sidecar = out.with_name(f".{out.name}.key")
     kept_sound = out.with_name(f".{out.name}.aac")  # the spliced preview's programme AAC, for the next edit
@@ -174,7 +178,9 @@ def join(rendered: Sequence[RenderedPiece], house: HouseFormat, out: Path, *, ti
                 if level:
                     loudness = level_mod.planned_loudness(plan, meters)
             else:
-                loudness = _encoded(mux, tmp, meters if level else None, verify)
+                act_levels = (level_mod.act_levels(meters, [p.frames for p in rendered], acts, house.rate)
+                              if acts else None)
+                loudness = _encoded(mux, tmp, meters if level else None, verify, act_levels)
         if layout is not None:
             os.replace(mux.work / "programme.aac", kept_sound)
         else:
@@ -204,13 +210,14 @@ def _spliced(mux: _Mux, out: Path, layout: sound.Layout, previous: tuple[sound.L
     return result.to_json()
 
 
-def _encoded(mux: _Mux, out: Path, meters: list[level_mod.PieceMeter] | None, verify: bool) -> dict | None:
-    """Write ``out`` with the programme's sound encoded whole, levelled when given the pieces' ``meters``;
-    returns build.json's ``loudness`` (None unlevelled)."""
+def _encoded(mux: _Mux, out: Path, meters: list[level_mod.PieceMeter] | None, verify: bool,
+             acts: level_mod.ActLevels | None = None) -> dict | None:
+    """Write ``out`` with the programme's sound encoded whole, levelled when given the pieces' ``meters``
+    (each act first by its own gain, given ``acts``); returns build.json's ``loudness`` (None unlevelled)."""
     level = meters is not None
 
     def encode(audio_filter: str, per_sample: bool = False) -> list[str]:
-        if per_sample:  # a gain or linear loudnorm: the AAC is encoded a part a core and spliced
+        if per_sample:  # gains or linear loudnorm: the AAC is encoded a part a core and spliced
             aac = mux.work / "programme.aac"
             tails = sound.encode_whole(mux.sounds, mux.sizes, mux.total_samples, audio_filter, mux.house, aac,
                                        mux.work, timeout_s=300 + mux.seconds, verbose=level)
@@ -224,7 +231,7 @@ def _encoded(mux: _Mux, out: Path, meters: list[level_mod.PieceMeter] | None, ve
 
     if level:
         return level_mod.level_programme(meters, mux.alist, encode, out, timeout_s=300 + 2 * mux.seconds,
-                                         verify=verify)
+                                         verify=verify, acts=acts)
     encode("anull", per_sample=True)
     return None
 
@@ -233,7 +240,8 @@ def render_timeline(timeline: Timeline, sources: Mapping[str, Source], house: Ho
                     cache: Cache, out: Path) -> Path:
     """Render every piece (serially) and join them: the engine's whole job without Prefect."""
     rendered = [store.render_piece(p, sources, house, fit_mode, cache) for p in pieces(timeline)]
-    join(rendered, house, out, title=timeline.title, chapters=chapters_mod.chapters(timeline), level=True)
+    join(rendered, house, out, title=timeline.title, chapters=chapters_mod.chapters(timeline), level=True,
+         acts=chapters_mod.acts(timeline))
     return out
 
 

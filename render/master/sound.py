@@ -23,7 +23,9 @@ has the same sample count and alignment as a fresh encode.
 The same splice makes a whole encode parallel: ffmpeg's AAC encoder is single-threaded (30 s of a
 22-minute master at 256k twoloop, on one core while the other idles), so a whole programme is
 encoded in one part a core (``encode_whole``; the preview's first join too). That needs a chain
-that treats every sample alike: a gain, or loudnorm in linear mode (the master's). A limiter looks
+that gives a sample the same gain wherever it is encoded: a gain, loudnorm in linear mode (the
+master's), or the master's act gains (each part's sound is stamped with its programme time, which
+they switch on). A limiter looks
 ahead and releases across any boundary, so a limited programme is never spliced: it is encoded in
 one pass.
 """
@@ -139,15 +141,17 @@ def changed_spans(new: Layout, old: Layout | None) -> list[tuple[int, int]]:
 
 
 def _span_argv(sounds: Sequence[Path], lo: int, n: int, chain: str, house: HouseFormat, listing: Path,
-               out: Path, verbose: bool = False) -> list[str]:
+               out: Path, verbose: bool = False, at: int = 0) -> list[str]:
     """ffmpeg argv encoding ``n`` samples from sample ``lo`` of the concatenated ``sounds`` (zeros past
-    their end), through ``chain`` (48 kHz in and out), to ADTS."""
+    their end), through ``chain`` (48 kHz in and out), to ADTS. The chain sees programme time: its
+    first sample is stamped as programme sample ``at`` (the master's act gains switch on time)."""
     listing.write_text("".join(ffmpeg.concat_entry(p) for p in sounds))
     source = (["-f", "concat", "-safe", "0", "-i", str(listing)] if sounds else
               ["-f", "lavfi", "-i", f"anullsrc=r={house.sample_rate_hz}:cl=stereo"])
     return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-y", "-v", "info" if verbose else "error",
             *source, "-map", "0:a",
-            "-af", f"atrim=start_sample={lo},asetpts=N/SR/TB,{chain},apad=whole_len={n},atrim=end_sample={n}",
+            "-af", (f"atrim=start_sample={lo},asetpts=(N+{at})/SR/TB,{chain},asetpts=N/SR/TB,"
+                    f"apad=whole_len={n},atrim=end_sample={n}"),
             *house.audio_codec_args(), "-f", "adts", str(out)]
 
 
@@ -167,7 +171,7 @@ def _encode_spans(sounds: Sequence[Path], sizes: Sequence[int], spans: Sequence[
         used = [j for j, (s, n) in enumerate(zip(starts, sizes)) if s < end and s + n > start]
         first = starts[used[0]] if used else start
         argv = _span_argv([sounds[j] for j in used], start - first, end - start, chain, house,
-                          workdir / f"span{i}.txt", workdir / f"span{i}.aac", verbose)
+                          workdir / f"span{i}.txt", workdir / f"span{i}.aac", verbose, at=start)
         tail = ffmpeg.run(argv, timeout_s=timeout_s).stderr_tail
         span = adts_packets((workdir / f"span{i}.aac").read_bytes())
         lo = 0 if f0 == 0 else pre + 1  # a span from the start keeps its own priming packet
@@ -224,8 +228,9 @@ def encode(sounds: Sequence[Path], layout: Layout, house: HouseFormat, out: Path
 def encode_whole(sounds: Sequence[Path], sizes: Sequence[int], total_samples: int, chain: str, house: HouseFormat,
                  out: Path, workdir: Path, timeout_s: float = 600, verbose: bool = False) -> list[str]:
     """Write the AAC of a programme of ``total_samples`` (the concatenated ``sounds``, of ``sizes`` samples,
-    padded with silence) to ``out`` (ADTS) through ``chain``, which must treat every sample alike (a
-    gain; loudnorm in linear mode), in parts encoded side by side and spliced as an edit's spans are.
+    padded with silence) to ``out`` (ADTS) through ``chain``, which must give a sample the same gain
+    wherever it is encoded (a gain; loudnorm in linear mode; act gains, which switch on programme
+    time), in parts encoded side by side and spliced as an edit's spans are.
     Returns each part's stderr tail (``verbose``: loudnorm's summary is in it)."""
     total = -(-total_samples // AAC_FRAME)
     spans = parts_of(total)

@@ -1,6 +1,6 @@
-"""The delivery of a short master: the network's ProRes mezzanine with its leader, timecode and CEA-608
-captions, the YouTube file with its subtitle track, and deliverables.json, measured in the files as a
-network's QC desk would."""
+"""The delivery of a short master: the network's ProRes mezzanine with its CEA-608 captions and the
+XDCAM HD422 MXF, with their leader and timecode, the YouTube file with its subtitle track, and
+deliverables.json, measured in the files as a network's QC desk would; and the master levelled act by act."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ title: "RE: Delivery"
 callout: callout
 runtime: "0:20"
 deliver:
-  to: [network, web]
+  to: [network, xdcam, web]
   leader: {bars: "00:59:54;00", slate: "00:59:55;00", black: "00:59:56;00", countdown: "00:59:56;15",
            pop: "00:59:58;00", programme: "01:00:00;00"}
 segments:
@@ -58,6 +58,12 @@ def built(tmp_path_factory, prefect_harness, cache_dir):
     return build, root / "out" / "spec" / "master" / "deliver", root
 
 
+def _acts(build: dict) -> list[tuple[int, int]]:
+    """The test programme's two acts, in programme frames: talk, then (after the break) tune."""
+    segments = {s["id"]: s for s in build["segments"]}
+    return [(0, segments["break"]["start_frame"]), (segments["tune"]["start_frame"], build["frames"])]
+
+
 def _pcm(path: Path, *args: str, channels: str = "c0") -> np.ndarray:
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), *args, "-af", f"pan=mono|c0={channels}",
                           "-f", "f32le", "-"], capture_output=True, check=True).stdout
@@ -71,14 +77,18 @@ def _frame(path: Path, index: int, fmt: str = "rgb24") -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(1080, 1920, -1)
 
 
-def _ebur128(path: Path, frames: tuple[int, int] | None = None, mix_of_four: bool = False) -> tuple[float, float]:
+def _ebur128(path: Path, frames: tuple[int, int] | None = None, mix_of_four: bool = False,
+             mono_tracks: bool = False) -> tuple[float, float]:
     """ffmpeg's ebur128 (integrated, true peak) over ``frames`` (all when None), cut by sample before
-    the meter; ``mix_of_four``: on ch1-2 of a 4-channel file, the mix."""
+    the meter; ``mix_of_four``: on ch1-2 of a 4-channel file, the mix; ``mono_tracks``: on the first
+    two mono tracks (an MXF's), the mix."""
     cut = (f"atrim=start_sample={round(frames[0] * 48000 / RATE)}:end_sample={round(frames[1] * 48000 / RATE)},"
            if frames else "")
-    pan = "pan=stereo|c0=c0|c1=c1," if mix_of_four else ""
-    said = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), "-map", "0:a", "-af", f"{cut}{pan}ebur128=peak=true",
-                           "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    pick = ("[0:a:0][0:a:1]amerge=inputs=2," if mono_tracks else
+            "[0:a]pan=stereo|c0=c0|c1=c1," if mix_of_four else "[0:a]")
+    said = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), "-filter_complex",
+                           f"{pick}{cut}ebur128=peak=true[m]", "-map", "[m]", "-f", "null", "-"],
+                          capture_output=True, text=True, check=True).stderr
     summary = said[said.rindex("Summary:"):]
     return (float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)),
             float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1)))
@@ -169,8 +179,8 @@ def test_the_web_file_is_fast_start_without_edit_lists_and_has_chapters(built):
 def test_deliverables_json_indexes_every_file_with_its_md5(built):
     build, folder, _ = built
     index = json.loads((folder / "deliverables.json").read_text())
-    assert [f["role"] for f in index["files"]] == ["mezzanine", "web", "cue-sheet", "cue-sheet", "captions-scc",
-                                                   "captions-srt", "captions-vtt"]
+    assert [f["role"] for f in index["files"]] == ["mezzanine", "xdcam", "web", "cue-sheet", "cue-sheet",
+                                                   "captions-scc", "captions-srt", "captions-vtt"]
     for f in index["files"]:
         path = folder / f["path"]
         assert path.stat().st_size == f["size"]
@@ -313,11 +323,12 @@ def test_new_words_remake_the_mezzanine_and_the_web_file_and_nothing_else_does(t
 
 def test_a_rerun_reuses_complete_deliverables(built):
     _, folder, root = built
-    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.suffix in (".mov", ".mp4")}
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.suffix in (".mov", ".mxf", ".mp4")}
     from flows.pipeline import build_flow
 
-    build_flow(str(root / "spec.yaml"), "master", str(root / "out"), None, deliver="network,web")
-    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.suffix in (".mov", ".mp4")} == before
+    build_flow(str(root / "spec.yaml"), "master", str(root / "out"), None, deliver="network,xdcam,web")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.suffix in (".mov", ".mxf", ".mp4")} == before
+    assert len(before) == 3
 
 
 def test_too_little_disk_space_is_one_line_saying_how_much_and_where(tmp_path, monkeypatch):
@@ -381,23 +392,158 @@ def test_one_continuous_use_is_one_cue_and_a_remix_credits_its_lineage(tmp_path)
 
 def test_the_mezzanine_qc_checks_leader_timecode_and_each_act(built):
     build, folder, _ = built
-    segments = {s["id"]: s for s in build["segments"]}
     index = json.loads((folder / "deliverables.json").read_text())
     report = next(f for f in index["files"] if f["role"] == "mezzanine")["qc"]
-    assert report["timecode"]["passed"] and report["timecode"]["start"] == "00:59:54;00"
+    tc = report["timecode"]
+    assert tc["passed"] and tc["start"] == "00:59:54;00" and tc["drop_frame"]
+    assert tc["programme_first_frame"] == "01:00:00;00" and tc["breaks"] == [] and tc["timecode_runs"] == 1
+    assert tc["frames"] == tc["expected_frames"] == LEADER_FRAMES + build["frames"] + TAIL_FRAMES
+    assert tc["last_frame"] == dropframe_timecode(dropframe_frames("00:59:54;00") + tc["frames"] - 1)
     assert report["bars"]["passed"] and report["black"]["passed"]
     assert all(abs(d + 20) <= 0.1 for d in report["tone"]["peak_dbfs"])
     assert report["pop"]["passed"] and report["pop"]["at"] == "00:59:58;00"
     assert [a["in"] for a in report["acts"]] == ["01:00:00;00", dropframe_timecode(
         dropframe_frames("01:00:00;00") + next(s["start_frame"] for s in build["segments"] if s["id"] == "tune"))]
-    # each act measured again here, independently, on ch1-2 of the delivered file
-    acts = [(0, segments["break"]["start_frame"]), (segments["tune"]["start_frame"], build["frames"])]
-    for act, (a, b) in zip(report["acts"], acts):
+    # each act measured again here, independently, on ch1-2 of the delivered file: each within 1 dB of -24
+    for act, (a, b) in zip(report["acts"], _acts(build), strict=True):
         integrated, _ = _ebur128(folder / "mezzanine.mov", (LEADER_FRAMES + a, LEADER_FRAMES + b), mix_of_four=True)
+        assert abs(integrated + 24) <= 1.0, (act, integrated)
         assert act["integrated_lufs"] == pytest.approx(integrated, abs=0.3)
-        assert act["passed"] is (abs(act["integrated_lufs"] + 24) <= 1.0)
-        assert act["short_term_range_lu"] >= 0
-    assert index["qc_passed"] is report["passed"]
+        assert act["passed"] and 0 < act["short_term_range_lu"] < 20
+    assert report["passed"] and index["qc_passed"]
+
+
+def test_the_master_levels_each_act_with_a_gain_that_steps_inside_the_act_break(built):
+    build, folder, root = built
+    loud = build["loudness"]
+    acts = loud["acts"]
+    segments = {s["id"]: s for s in build["segments"]}
+    # the voice act is ~7 LU louder than the clip act (one gain for both put them at -21.4 and -29.1):
+    # the quiet act gets that much more gain
+    assert [(a["start_frame"], a["end_frame"]) for a in acts] == _acts(build)
+    assert acts[0]["before_lufs"] - acts[1]["before_lufs"] > 5
+    assert acts[1]["gain_db"] - acts[0]["gain_db"] == pytest.approx(acts[0]["before_lufs"] - acts[1]["before_lufs"],
+                                                                     abs=0.02)
+    assert acts[0]["gain_from_s"] == 0
+    gap = (segments["break"]["start_frame"] / RATE, segments["break"]["end_frame"] / RATE)
+    assert gap[0] < acts[1]["gain_from_s"] < gap[1]
+    # the episode (AAC) act by act, as build.json reports it and as measured here, and the whole
+    episode = root / "out" / "spec" / "master" / "episode.mp4"
+    for act, (a, b) in zip(acts, _acts(build), strict=True):
+        integrated, _ = _ebur128(episode, (a, b))
+        assert abs(integrated + 24) <= 1.0 and act["integrated_lufs"] == pytest.approx(integrated, abs=0.3)
+        assert 0 < act["short_term_range_lu"] < 20
+    integrated, peak = _ebur128(episode)
+    assert abs(integrated + 24) <= 1.0 and peak <= -2.0
+    assert abs(loud["integrated_lufs"] + 24) <= 1.0 and loud["true_peak_dbtp"] <= -2.0
+    # the deliverables re-apply the same gains: the mezzanine's acts read as the episode's
+    mezzanine = next(f for f in json.loads((folder / "deliverables.json").read_text())["files"]
+                     if f["role"] == "mezzanine")["qc"]["acts"]
+    assert [m["integrated_lufs"] for m in mezzanine] == pytest.approx([a["integrated_lufs"] for a in acts], abs=0.3)
+
+
+def test_act_gains_step_on_a_piece_boundary_inside_a_short_break(tmp_path):
+    """Two tone pieces either side of a 2-frame silent break: every sample of the first piece gets the
+    first act's gain, every sample of the second the second's (the step falls inside the break)."""
+    from render.master.level import act_chain
+
+    n_tone, n_break = 48000 + 77, 3203  # odd sizes: the pieces' frames do not line up with 1024-sample blocks
+    listing = tmp_path / "list.txt"
+    entries = []
+    for i, (src, n) in enumerate([("sine=f=440:r=48000", n_tone), ("anullsrc=r=48000:cl=mono", n_break),
+                                  ("sine=f=440:r=48000", n_tone)]):
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"{src},atrim=end_sample={n}",
+                        "-c:a", "pcm_f32le", str(tmp_path / f"p{i}.wav")], check=True)
+        entries.append(f"file '{tmp_path / f'p{i}.wav'}'\n")
+    listing.write_text("".join(entries))
+    middle = (n_tone + n_break / 2) / 48000
+    chain = act_chain([(0.0, -3.0), (middle, 5.0)])
+    raw = _pcm_of(["-f", "concat", "-safe", "0", "-i", str(listing)], "anull")
+    got = _pcm_of(["-f", "concat", "-safe", "0", "-i", str(listing)], chain)
+    assert len(raw) == len(got) == 2 * n_tone + n_break
+    loud = np.abs(raw) > 1e-3
+    first, second = loud & (np.arange(len(raw)) < n_tone), loud & (np.arange(len(raw)) >= n_tone + n_break)
+    assert np.allclose(got[first] / raw[first], 10 ** (-3 / 20), rtol=1e-5)
+    assert np.allclose(got[second] / raw[second], 10 ** (5 / 20), rtol=1e-5)
+
+
+def _pcm_of(inputs: list[str], chain: str) -> np.ndarray:
+    out = subprocess.run(["ffmpeg", "-v", "error", *inputs, "-af", chain, "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.float32).astype(np.float64)
+
+
+def _tiny_mov(path: Path, start: str, setpts: str = "N") -> Path:
+    """120 small frames at 30000/1001 with a timecode track starting at ``start``; ``setpts`` stamps them."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=64x36:r=30000/1001:d=4.004",
+                    "-vf", f"settb=1001/30000,setpts={setpts}", "-fps_mode", "passthrough", "-c:v", "mpeg4",
+                    "-timecode", start, "-video_track_timescale", "30000", str(path)], check=True)
+    return path
+
+
+def test_the_timecode_check_fails_a_wrong_start_and_a_break_in_the_frames(tmp_path):
+    from render.deliver import qc
+    from render.deliver.leader import Leader
+
+    # a 30-frame leader, 30 frames of programme, the 60-frame tail: 120 frames
+    ld = Leader(bars="00:59:59;00", slate="00:59:59;05", black="00:59:59;10", countdown="00:59:59;15",
+                pop="00:59:59;20", programme="01:00:00;00")
+    good = qc.timecode(_tiny_mov(tmp_path / "good.mov", "00:59:59;00"), ld, 30, RATE_FRACTION)
+    assert good["passed"] and good["programme_first_frame"] == "01:00:00;00" and good["frames"] == 120
+    wrong = qc.timecode(_tiny_mov(tmp_path / "wrong.mov", "00:59:58;00"), ld, 30, RATE_FRACTION)
+    assert not wrong["passed"] and wrong["start"] == "00:59:58;00" and wrong["programme_first_frame"] == "00:59:59;00"
+    non_drop = qc.timecode(_tiny_mov(tmp_path / "ndf.mov", "00:59:59:00"), ld, 30, RATE_FRACTION)
+    assert not non_drop["passed"] and not non_drop["drop_frame"]
+    # frame 50 stamped one frame late: the count is right, the timecode has a hole
+    broken = qc.timecode(_tiny_mov(tmp_path / "gap.mov", "00:59:59;00", "N+gte(N\\,50)"), ld, 30, RATE_FRACTION)
+    assert not broken["passed"] and broken["frames"] == 120
+    assert broken["breaks"] == [{"after_frame": 49, "at": "01:00:00;20"}]
+    short = qc.timecode(_tiny_mov(tmp_path / "short.mov", "00:59:59;00"), ld, 31, RATE_FRACTION)
+    assert not short["passed"] and short["expected_frames"] == 121
+
+
+def test_the_xdcam_file_is_mpeg2_422_at_50_mbps_in_mxf_op1a_with_the_same_leader_and_sound(built):
+    build, folder, _ = built
+    mxf = folder / "xdcam.mxf"
+    info = ffprobe(mxf)
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    audio = [s for s in info["streams"] if s["codec_type"] == "audio"]
+    assert info["format"]["format_name"] == "mxf"
+    assert info["format"]["tags"]["operational_pattern_ul"] == "060e2b34.04010101.0d010201.01010900"  # OP1a
+    assert info["format"]["tags"]["timecode"] == "00:59:54;00"
+    assert (video["codec_name"], video["profile"], video["level"], video["pix_fmt"]) == (
+        "mpeg2video", "4:2:2", 2, "yuv422p")  # 422P@HL
+    assert (video["width"], video["height"], video["r_frame_rate"], video["field_order"]) == (
+        1920, 1080, "30000/1001", "progressive")
+    assert video["bit_rate"] == "50000000"
+    assert [(a["codec_name"], a["channels"], a["sample_rate"], a["bits_per_raw_sample"]) for a in audio] == [
+        ("pcm_s24le", 1, "48000", "24")] * 4
+    # constant 50 Mb/s: the video packets' bytes over the file's length, and GOPs of 15 frames
+    packets = [p.split(",") for p in subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts,size,flags", "-of", "csv=p=0",
+         str(mxf)], capture_output=True, text=True, check=True).stdout.split()]
+    frames = LEADER_FRAMES + build["frames"] + TAIL_FRAMES
+    assert len(packets) == frames
+    mbps = sum(int(size) for _, size, _ in packets) * 8 / (frames / RATE) / 1e6
+    assert 49.0 <= mbps <= 50.5, mbps
+    assert sorted(int(pts) for pts, _, flags in packets if "K" in flags)[:4] == [0, 15, 30, 45]
+    # the same leader: bars, the tone and the pop on its one frame; the programme's mix is the mezzanine's
+    bars = _frame(mxf, 10).astype(int)
+    assert bars[300, 548][0] > 150 and bars[300, 548][2] < 60  # yellow
+    for n, bright in ((POP_FRAME - 1, False), (POP_FRAME, True), (POP_FRAME + 1, False)):
+        assert bool(_frame(mxf, n, "gray").mean() > 200) is bright, n
+    for a, b in _acts(build):
+        span = (LEADER_FRAMES + a, LEADER_FRAMES + b)
+        assert _ebur128(mxf, span, mono_tracks=True)[0] == pytest.approx(
+            _ebur128(folder / "mezzanine.mov", span, mix_of_four=True)[0], abs=0.05)
+    index = json.loads((folder / "deliverables.json").read_text())
+    entry = next(f for f in index["files"] if f["role"] == "xdcam")
+    report = entry["qc"]
+    assert entry["path"] == "xdcam.mxf" and entry["file_timecode"] == "00:59:54;00"
+    assert report["timecode"]["passed"] and report["timecode"]["programme_first_frame"] == "01:00:00;00"
+    assert report["timecode"]["timecode_runs"] is None  # MXF: one timecode component, no tmcd track
+    assert all(report[k]["passed"] for k in ("bars", "tone", "pop", "black"))
+    assert all(a["passed"] for a in report["acts"]) and report["passed"]
 
 
 def test_drop_frame_timecode_skips_two_labels_a_minute_except_every_tenth():
@@ -420,6 +566,7 @@ def test_the_spec_and_the_flag_say_what_to_deliver(tmp_path):
         return load_spec(tmp_path / "s.yaml")
 
     assert spec("deliver: web, network").deliver == ("network", "web")
+    assert spec("deliver: [web, xdcam]").deliver == ("xdcam", "web")
     loaded = spec("deliver: {to: [network], leader: {bars: '00:59:00;02'}}")
     assert loaded.deliver == ("network",) and loaded.leader == (("bars", "00:59:00;02"),)
     assert delivery_targets(loaded, "master", None) == ("network",)

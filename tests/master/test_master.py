@@ -5,7 +5,7 @@ One short master (23 s, 1920x1080) of real corpus media, built once through real
 voice (an audiobook reading, -27.8 LUFS), a loud song's quieter intro (the song is -17.7 LUFS as a
 whole, its intro -20.4), an act break, a stretch of black media and a card. Pre-levelling puts
 each record near -24 from its whole-record loudness, which leaves this programme at about
--25.5 LUFS: the master's loudness pass is what lands it on -24.
+-25.5 LUFS: the master's loudness pass (each act's gain, then the programme's) is what lands it on -24.
 """
 
 from __future__ import annotations
@@ -76,9 +76,14 @@ def test_master_measures_minus_24_lkfs_and_true_peak_under_minus_2_by_an_indepen
     assert loud == report["loudness"]
     assert abs(loud["integrated_lufs"] - got["I"]) <= 0.2 and abs(loud["true_peak_dbtp"] - got["TP"]) <= 0.2
     assert loud["mode"] == "linear" and loud["loudnorm"]["normalization_type"] == "linear"
-    # the programme needed the pass (else this test proves nothing), and the gain used is the one it needed
+    # the programme needed the pass (else this test proves nothing), and the gains used are the ones it
+    # needed: each act's own to -24, then the programme's for the little the acts' gains left
     assert loud["before"]["integrated_lufs"] < -25.0
-    assert abs(loud["gain_db"] - (-24 - loud["before"]["integrated_lufs"])) <= 0.01
+    assert [(a["start_frame"], a["end_frame"]) for a in loud["acts"]] == [FRAMES["voice"], (240, 690)]
+    for act in loud["acts"]:
+        assert abs(act["gain_db"] - (-24 - act["before_lufs"])) <= 0.01
+        assert abs(act["integrated_lufs"] + 24) <= 0.5
+    assert abs(loud["gain_db"]) <= 0.5
 
 
 def test_a_quiet_voice_is_not_buried_next_to_a_loud_song(built):
