@@ -5,6 +5,9 @@ pieces, into ``deliver/`` beside episode.mp4, indexed by ``deliverables.json``.
 its own settings) and written atomically with a hidden sidecar recording its key, size and MD5, so a
 rerun after an interruption (or with nothing changed) reuses every file that is complete and encodes
 only what is missing. ``deliverables.json`` is written last, so its presence means the delivery is whole.
+
+The network's delivery adds the sound stems (``stems``): the mezzanine's M&E is their music and
+effects, and the three are delivered as WAVs whose sum is checked against the mix.
 """
 
 from __future__ import annotations
@@ -21,17 +24,17 @@ from pathlib import Path
 
 from render import __version__
 from render.callout.folder import CallOut
-from render.compose.store import RenderedPiece
+from render.compose.store import RenderedPiece, RenderedStems
 from render.core import ffmpeg
 from render.core.cache import atomic_path, key_of, write_text_atomic
 from render.core.errors import UserError
 from render.core.house import HouseFormat
 from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
-from render.deliver import cuesheet, mezzanine, qc, web
+from render.deliver import cuesheet, mezzanine, qc, stems, web
 from render.deliver import leader as leader_mod
 from render.deliver.source import Programme, programme
 from render.edit.spec import EpisodeSpec, delivery_targets
-from render.edit.timeline import Timeline
+from render.edit.timeline import STEMS, Timeline
 from render.master import chapters as chapters_mod
 
 DELIVER_VERSION = 1
@@ -81,13 +84,16 @@ class _Job:
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
-            house: HouseFormat, folder: Path, request: Request) -> dict:
+            house: HouseFormat, folder: Path, request: Request, piece_stems: Sequence[RenderedStems] = ()) -> dict:
     """Write the requested deliverables and the music cue sheet into ``folder``, and
     ``deliverables.json`` last; returns the index.
 
     ``rendered`` and ``loudness`` are what the master's join used and reported; the deliverables
-    carry the same pictures and the same levelled sound."""
-    prog = programme(rendered, loudness, house)
+    carry the same pictures and the same levelled sound. ``piece_stems`` (each rendered piece's
+    dialogue, music and effects, ``render.compose.store.render_stems``) are needed for ``network``."""
+    if "network" in request.targets and not piece_stems:
+        raise ValueError("the network delivery needs the pieces' stems (render.compose.store.render_stems)")
+    prog = programme(rendered, loudness, house, piece_stems)
     jobs = _jobs(timeline, prog, house, request)
     todo = [j for j in jobs if _done(folder / j.name, j.key) is None]
     _check_space(folder, sum(j.bytes_needed for j in todo))
@@ -98,18 +104,61 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
         if job.check and done is not None and not done.get("qc"):
             write_text_atomic(_sidecar(folder / job.name), json.dumps({**done, "qc": job.check(folder / job.name)}))
     files = [{**_describe(folder, job), **job.extra} for job in jobs]
+    stem_jobs = {j.role: j for j in jobs if j.role in stems.ROLES.values()}
+    summed = _residual(folder, prog, house, stem_jobs) if stem_jobs else None
     # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
     first = dropframe_frames(request.leader.programme) if "network" in request.targets else 0
     cue_rows = cuesheet.write(timeline, callout, folder, first)
     files += [{"role": "cue-sheet", "path": name, "size": (folder / name).stat().st_size,
                "md5": md5_of(folder / name), "cues": len(cue_rows)} for name in ("cue_sheet.csv", "cue_sheet.html")]
     index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
-             "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
+             "programme": {"frames": prog.frames, "samples": prog.samples,
+                           "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
                            "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
              "loudness": loudness, "files": files,
-             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc"))}
+             **({"stems": {"sum_residual": summed, "rule": STEM_RULE}} if summed else {}),
+             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc")) and (summed or {}).get("passed", True)}
     write_text_atomic(folder / INDEX, json.dumps(index, ensure_ascii=False, indent=2))
     return index
+
+
+#: deliverables.json's summary of which sound goes to which stem (docs/delivery.md has the whole rule)
+STEM_RULE = {"stem-dx": "voice records; a clip's own sound inside its analysed speech",
+             "stem-mx": "music records and every bed",
+             "stem-fx": "a clip's own sound outside its analysed speech",
+             "M&E (mezzanine ch3-4)": "stem-mx + stem-fx"}
+
+
+def _residual(folder: Path, prog: Programme, house: HouseFormat, stem_jobs: dict[str, _Job]) -> dict:
+    """The stems' sum less the mix (``stems.residual``), measured once per set of stem files and kept
+    in a hidden sidecar beside them."""
+    key = key_of("stems-residual", [stem_jobs[stems.ROLES[s]].key for s in STEMS])
+    sidecar = folder / ".stems-residual.json"
+    try:
+        kept = json.loads(sidecar.read_text())
+        if kept.get("key") == key:
+            return kept["residual"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    with tempfile.TemporaryDirectory(prefix="remixtv-deliver-") as work:
+        measured = stems.residual(prog, {s: folder / stems.FILES[s] for s in STEMS}, Path(work),
+                                  timeout_s=120 + 2 * float(to_seconds(prog.frames, house.rate)))
+    write_text_atomic(sidecar, json.dumps({"key": key, "residual": measured}))
+    return measured
+
+
+def _stem_jobs(prog: Programme, base: list) -> list[_Job]:
+    """The three stem WAVs, each keyed by its pieces' stems and the level."""
+    jobs = []
+    for i, stem in enumerate(STEMS):
+        def write(out: Path, work: Path, stem: str = stem) -> list[str]:
+            return stems.argv(prog, stem, work, out)
+
+        jobs.append(_Job(stems.FILES[stem], stems.ROLES[stem],
+                         key_of("stem", *base, [s.keys[i] for s in prog.stems], stems.AUDIO_ARGS),
+                         stems.estimate_bytes(prog.samples), write,
+                         {"stem": stems.WHAT[stem]}))
+    return jobs
 
 
 def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Request) -> list[_Job]:
@@ -127,16 +176,18 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
             return mezzanine.argv(prog, house, ld, work / "slate.ass", work / "countdown.ass", work, out,
                                   timeline.title)
 
+        me_keys = [[s.keys[STEMS.index("mx")], s.keys[STEMS.index("fx")]] for s in prog.stems]
         jobs.append(_Job("mezzanine.mov", "mezzanine", key_of("mezzanine", *base, mezzanine.VIDEO_ARGS,
-                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc),
+                                                              mezzanine.AUDIO_ARGS, ld.to_json(), slate_doc, me_keys),
                          mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width,
                                                   house.height),
                          write_mezzanine,
                          {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
                           "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
-                          "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
-                          "me": "silent: the M&E stems are not separated yet"},
+                          "audio_layout": {"1-2": "stereo mix",
+                                           "3-4": "M&E (music and effects, no dialogue): stem-mx + stem-fx"}},
                          lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
+        jobs += _stem_jobs(prog, base)
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
         jobs.append(_Job("web.mp4", "web", key_of("web", *base, web.video_args(house), web.AUDIO_ARGS,
@@ -233,6 +284,8 @@ def _describe(folder: Path, job: _Job) -> dict:
             entry.update(sample_fmt=s.get("sample_fmt"), sample_rate=int(s.get("sample_rate") or 0),
                          channels=s.get("channels"), bits=s.get("bits_per_raw_sample") or s.get("bits_per_sample"),
                          bit_rate=int(s.get("bit_rate") or 0))
+            if str(s.get("codec_name", "")).startswith("pcm") and s.get("duration_ts"):
+                entry.update(samples=int(s["duration_ts"]))  # PCM: its time base is the sample rate
         elif kind == "data":
             entry.update(timecode=(s.get("tags") or {}).get("timecode"))
         streams.append(entry)

@@ -1,6 +1,6 @@
 """The broadcast mezzanine: ProRes 422 HQ in MOV with 24-bit PCM (ch1-2 the stereo mix, ch3-4 the
-M&E), a drop-frame timecode track, the leader before the programme and black after it, all in one
-ffmpeg pass (each frame encoded once).
+M&E: the music and effects stems, levelled with the mix), a drop-frame timecode track, the leader
+before the programme and black after it, all in one ffmpeg pass (each frame encoded once).
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ def estimate_bytes(frames: int, seconds: float, width: int, height: int) -> int:
 
 
 def argv(prog: Programme, house: HouseFormat, leader: leader_mod.Leader, slate_ass: Path, countdown_ass: Path,
-         work: Path, out: Path, title: str, me_sound: str | None = None) -> list[str]:
-    """The mezzanine's command. ``me_sound`` is a filter statement ending in ``[me]`` (the programme's
-    M&E, stereo, exactly as long as its mix); without one, ch3-4 carry silence."""
+         work: Path, out: Path, title: str) -> list[str]:
+    """The mezzanine's command: the programme's pieces (inputs 0 and 1) and its music and effects stems
+    (2 and 3), whose sum, levelled as the mix is, is the M&E."""
     tail = leader.tail_frames(house.rate)
     statements, lv, la, (tv, ta) = leader_mod.graph(leader, house.width, house.height, house.rate, slate_ass,
                                                      countdown_ass, tail)
     n_lead = len(lv)
-    statements += [prog.picture(house.rate, "pv"), prog.sound("mix"),
-                   me_sound or f"anullsrc=r=48000:cl=stereo,atrim=end_sample={prog.samples},asetpts=N/SR/TB[me]",
+    statements += [prog.picture(house.rate, "pv"),
+                   "[2:a][3:a]amix=inputs=2:duration=longest:normalize=0[mxfx]",
+                   *prog.levelled("1:a", "mxfx", "mix", "me"),
                    "[pv]format=yuv422p10le[pv2]",
                    f"{''.join(lv)}[pv2]{tv}concat=n={n_lead + 2}:v=1:a=0,{BT709}[v]",
                    f"{ta}asplit=2[ta1][ta2]",
@@ -46,6 +47,7 @@ def argv(prog: Programme, house: HouseFormat, leader: leader_mod.Leader, slate_a
                    "[lead2][me][ta2]concat=n=3:v=0:a=1[ch34]",
                    "[ch12][ch34]amerge=inputs=2[a]"]
     return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *prog.inputs(work),
+            *prog.stem_input(work, "mx"), *prog.stem_input(work, "fx"),
             "-filter_complex", ";".join(statements), "-map", "[v]", "-map", "[a]",
             *VIDEO_ARGS, *AUDIO_ARGS, "-timecode", leader.bars, "-metadata", f"title={title}",
             "-video_track_timescale", str(house.rate.numerator), "-f", "mov", str(out)]
