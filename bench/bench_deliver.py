@@ -1,5 +1,7 @@
 """Benchmark the delivery: a master build of a spec from a cold cache with ``--deliver network,web``,
-then the deliver step measured against the encode floors of its two video deliverables.
+then the deliver step measured against the encode floors of its two video deliverables. The network
+delivery includes the sound stems: each piece's dialogue, music and effects rendered (sound only), the
+three stem WAVs and the M&E levelled with the mix, and their sum checked against it.
 
     .venv/bin/python bench/bench_deliver.py [SPEC]
 
@@ -10,8 +12,9 @@ is the last build's less the unchanged one's, since everything else was cached. 
 video deliverable's frames encoded once at its settings from a synthetic source (no decode, no
 filters, no muxing of real sound): ProRes 422 HQ for the mezzanine's leader + programme + tail, x264
 at YouTube's settings for the web version. The goal is a delivery of
-at most 1.25x the two floors' sum. Without SPEC the demo's spec is used (its call-out must have been
-generated: ``remixtv demo``). Results go to bench/results/deliver.json and are printed.
+at most 1.25x the two floors' sum (the stems have no encode floor: PCM is written as it is). Without
+SPEC the demo's spec is used (its call-out must have been generated: ``remixtv demo``). Results go to
+bench/results/deliver.json and are printed, with the stems' sizes and how far their sum is from the mix.
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ def main() -> None:
               "build_with_delivery_s": round(total_s, 1), "deliver_s": round(deliver_s, 1),
               "floors_s": {k: round(v, 1) for k, v in floors.items()},
               "ratio": round(deliver_s / sum(floors.values()), 2), "goal": GOAL,
+              "stems": {"files": {f["path"]: f["size"] for f in index["files"] if f["role"].startswith("stem-")},
+                        "sum_residual": (index.get("stems") or {}).get("sum_residual")},
               "qc_passed": index.get("qc_passed")}
     out = REPO / "bench" / "results" / "deliver.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The pipeline as Prefect 3 flows. A build reads as its table of contents (``build_flow``):
 
     stage -> intake (conform) -> analyse -> plan -> credits -> captions -> render -> master
-          -> deliverables (masters, when asked) -> exports (when asked) -> deliver -> publish
+          -> stems and deliverables (masters, when asked) -> exports (when asked) -> deliver -> publish
 
 and each step is a task or a subflow of its own in Prefect's UI.
 
@@ -247,6 +247,29 @@ def render_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fi
     return [r for r in found if r is not None]
 
 
+@task(name="render-stems", cache_policy=NO_CACHE, **runners.RETRY)
+def render_stems_task(piece: pieces.Piece, sources: dict[str, Source], profile: str, fit_mode: str,
+                      cache_root: str) -> store.RenderedStems:
+    return store.render_stems(piece, sources, house_profile(profile), fit_mode, Cache(Path(cache_root)))
+
+
+@flow(name="stems", task_runner=runners.ThreadPool(max_workers=WORKERS))
+def stems_flow(timeline: Timeline, sources: dict[str, Source], profile: str, fit_mode: str,
+               cache_root: str) -> list[store.RenderedStems]:
+    """Every piece's dialogue, music and effects stems (a network delivery's), in parallel, in piece
+    order; stems already in the cache cost nothing."""
+    house = house_profile(profile)
+    parts = pieces.pieces(timeline)
+    cache = Cache(Path(cache_root))
+    found: list[store.RenderedStems | None] = [store.cached_stems(p, sources, house, fit_mode, cache) for p in parts]
+    todo = sorted((i for i, r in enumerate(found) if r is None), key=lambda i: -parts[i].frames)
+    futures = render_stems_task.map([_arg(parts[i]) for i in todo], unmapped(_arg(sources)), unmapped(profile),
+                                    unmapped(fit_mode), unmapped(cache_root))
+    for i, r in zip(todo, runners.gather(futures)):
+        found[i] = r
+    return [r for r in found if r is not None]
+
+
 # --- master: join, level, chapters, QC -----------------------------------------------------------
 
 @task(name="join", cache_policy=NO_CACHE)
@@ -316,11 +339,13 @@ def captions_task(spec_path: str, timeline: Timeline, report: IntakeReport, anal
 
 @task(name="deliverables", cache_policy=NO_CACHE)
 def deliverables_task(timeline: Timeline, callout: CallOut, rendered: list[store.RenderedPiece], loudness: dict | None,
-                      profile: str, folder: str, request: deliverables.Request, captions: dict) -> dict:
-    """deliver/ beside the episode (deliverables.json's content), from the master's pieces and level, with
-    the captions the captions task wrote beside the episode (``captions``: its summary)."""
+                      profile: str, folder: str, request: deliverables.Request, captions: dict,
+                      piece_stems: list[store.RenderedStems] | None = None) -> dict:
+    """deliver/ beside the episode (deliverables.json's content), from the master's pieces, stems and level,
+    with the captions the captions task staged (``captions``: its summary)."""
     return deliverables.deliver(timeline, callout, rendered, loudness, house_profile(profile), Path(folder),
-                                request, captions_mod.written(Path(folder).parent / CAPTIONS_STAGING, captions))
+                                request, piece_stems or (),
+                                captions_mod.written(Path(folder).parent / CAPTIONS_STAGING, captions))
 
 
 # --- exports: the cut for an NLE, beside the episode (when asked) ----------------------------------
@@ -448,8 +473,11 @@ def build_flow(spec_path: str, profile: str = "preview", out_dir: str = "out", c
         rendered = runners.using(render_flow)(timeline, report.sources, profile, spec.fit, root)      # render
         joined, qc_report = runners.using(master_flow)(timeline, rendered, report.sources, profile, episode,
                                                        captions)                            # master
+        piece_stems = runners.using(stems_flow)(timeline, report.sources, profile, spec.fit, root
+                                                ) if deliverables.needs_stems(targets) else None  # stems
         delivered = deliverables_task(_arg(timeline), _arg(report.callout), _arg(rendered), joined.loudness, profile,
-                                      str(folder / "deliver"), _arg(request), captions) if targets else None  # deliverables
+                                      str(folder / "deliver"), _arg(request), captions,
+                                      _arg(piece_stems)) if targets else None  # deliverables
     exported = exports_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report),
                             tuple(export), root) if export else None                        # exports
     build = deliver_task(spec_path, _arg(spec), profile, str(folder), _arg(timeline), _arg(report), _arg(credits),

@@ -6,6 +6,11 @@ Each shot is one stream (``_Item``), lengthened by the handles a crossfade borro
 streams overlap by a crossfade's length and blend there, and cuts and dips join end to end. Sample
 counts come from one clock, the piece's (``_Graph.samples``), so the piece ends on exactly
 ``samples_for(frames)`` samples whatever its transitions.
+
+A stem (``build_command(stem=...)``: dialogue, music or effects) is the same graph's sound alone, with
+each sound that is not in the stem silenced where it enters (``_stem_gate``): every gain, fade, blend,
+mix and duck after that is the mix's own, and each is linear (the bed's ducking follows the Timeline's
+speech ranges, not the signal), so the three stems sum to the piece's sound.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from render.compose.pieces import Edges
 from render.core import ffmpeg, text
 from render.core.house import BACKGROUND, LEGALISE, HouseFormat
 from render.core.timebase import samples_for, sec, to_seconds
-from render.edit.timeline import CUT, Bed, Shot
+from render.edit.timeline import CUT, STEMS, Bed, Shot
 from render.intake import conform
 from render.intake.records import Source
 
 WAVE_COLOUR = "0xE8C547"
+#: a clip's sound goes to dialogue over this long outside each speech range, so its split is a crossfade
+SPLIT_RAMP_S = 0.1
 _NO_EDGES = Edges()  # a piece with cuts at both edges and its bed starting and ending in it
 
 
@@ -83,9 +90,11 @@ class _Graph:
     exactly ``samples_for(frames)`` samples, whatever the transitions."""
 
     def __init__(self, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, workdir: Path,
-                 seek: bool = True):
+                 seek: bool = True, stem: str | None = None):
         self.sources, self.house, self.fit_mode, self.workdir = sources, house, fit_mode, workdir
         self.seek = seek
+        self.stem = stem  # a stem's graph: its sound only, no picture
+        self.picture = stem is None
         self.rate = house.rate
         self.inputs: list[str] = []
         self.statements: list[str] = []
@@ -170,7 +179,9 @@ def _item_streams(g: _Graph, it: _Item, tag: str, sound: bool = True) -> tuple[s
     src = g.sources.get(shot.record_id) if shot.record_id else None
     a = f"{tag}a"
     if shot.kind in ("video", "audio"):
-        pic = _moving(g, it, src, a, tag, sound)
+        pic = _moving(g, it, src, a, tag, sound) if g.picture else _moving_sound(g, it, src, a, tag, sound)
+    elif not g.picture:
+        pic = ""
     elif shot.kind == "image":
         pic = _image(g, it, src, tag)
     elif shot.kind in ("card", "text", "credits"):
@@ -232,6 +243,55 @@ def _moving(g: _Graph, it: _Item, src: Source | None, a: str, tag: str, sound: b
         _lower_third(g, shot, pic, g.shot_clock(it.offset), f"{tag}lt", it.frames, tag)
         pic = f"{tag}lt"
     return pic
+
+
+def _moving_sound(g: _Graph, it: _Item, src: Source | None, a: str, tag: str, sound: bool) -> str:
+    """A stem's share of a video's or a sound's own sound into ``[a]``, decoded and levelled as ``_moving``
+    does for the mix (no picture: returns ""); silence when none of it is in the stem."""
+    assert src is not None and src.link is not None, f"no source for {it.shot.record_id}"
+    shot, media = it.shot, src.media
+    n_samples = g.samples(it.first, it.end)
+    _, hold = _hold(shot.source_in_s + to_seconds(it.offset, g.rate), it.frames, g.rate)
+    # the sound chain starts at the shot's frame it.offset + hold (a pre-roll before the source holds silence)
+    gate = _stem_gate(g, shot, it.offset + hold, it.frames - hold)
+    if media.audio is None or not sound or gate is None:  # (not sound: a bed replaces it, in the mix too)
+        g.statements.append(conform.silence(a, n_samples))
+        return ""
+    stream, _, hold = _decode(g, it, src)
+    _sound_from(g, stream(media.audio.index), a, n_samples, g.samples(it.first, it.first + hold), shot.gain_db,
+                tag, after_gain=gate)
+    return ""
+
+
+def _stem_gate(g: _Graph, shot: Shot, at: int, frames: int) -> str | None:
+    """The filters that keep the stem's share of ``shot``'s own sound, for a chain whose first sample is the
+    shot's frame ``at`` and which runs ``frames`` frames: "" all of it (and in the mix), None none of it.
+
+    A voice record is dialogue and a music record music. A clip's sound is dialogue inside its speech
+    ranges and effects outside them, crossing over ``SPLIT_RAMP_S`` outside each range: the dialogue
+    stem takes ``w(t)`` of it and the effects stem ``1 - w(t)``, so the two sum to the clip's sound.
+    ``w`` is evaluated every millisecond (1 ms frames), fine enough that the crossing is a ramp."""
+    if g.stem is None:
+        return ""
+    assert g.stem in STEMS, g.stem
+    if shot.sound == "dialogue":
+        return "" if g.stem == "dx" else None
+    if shot.sound == "music":
+        return "" if g.stem == "mx" else None
+    ramp = float(SPLIT_RAMP_S * g.rate)  # frames
+    spans = [(x, y) for x, y in shot.speech if x - ramp < at + frames and y + ramp > at]
+    if g.stem == "mx" or (g.stem == "dx" and not spans):
+        return None
+    if not spans:
+        return ""
+    # 1 inside a range, falling to 0 over the ramp outside it (the chain's clock: t = 0 at frame ``at``)
+    terms = [f"clip(min((t-{float((x - at) / g.rate) - SPLIT_RAMP_S:.6f})/{SPLIT_RAMP_S},"
+             f"({float((y - at) / g.rate) + SPLIT_RAMP_S:.6f}-t)/{SPLIT_RAMP_S}),0,1)" for x, y in spans]
+    inside = terms[0]
+    for term in terms[1:]:
+        inside = f"max({inside},{term})"
+    weight = inside if g.stem == "dx" else f"1-{inside}"
+    return f"asetnsamples=n=48:p=0,volume='{weight}':eval=frame,"
 
 
 def _waveform(g: _Graph, it: _Item, audio: str, held: int, tag: str) -> None:
@@ -305,6 +365,8 @@ def _faded(g: _Graph, it: _Item, pic: str, a: str, tag: str) -> tuple[str, str]:
     """The item's picture on the exact frame clock and its sound, each with a dip's fades over the
     item's own frames (up from black and silence over its first, down over its last)."""
     vfades, afades = [], []
+    if not g.picture:
+        pic = ""
     if it.fade_in:
         vfades.append(f"fade=t=in:start_frame={it.pre}:nb_frames={it.fade_in}")
         afades.append(f"afade=t=in:start_sample={g.samples(it.first, it.start)}:"
@@ -314,9 +376,10 @@ def _faded(g: _Graph, it: _Item, pic: str, a: str, tag: str) -> tuple[str, str]:
         vfades.append(f"fade=t=out:start_frame={it.pre + it.hi - it.lo - it.fade_out}:nb_frames={it.fade_out}")
         afades.append(f"afade=t=out:start_sample={g.samples(it.first, own_end - it.fade_out)}:"
                       f"nb_samples={g.samples(own_end - it.fade_out, own_end)}")
-    v = f"{tag}v"
-    g.statements.append(f"[{pic}]format=yuv420p,{''.join(f + ',' for f in vfades)}{g.cfr},"
-                        f"trim=end_frame={it.frames}[{v}]")
+    v = f"{tag}v" if g.picture else ""
+    if g.picture:
+        g.statements.append(f"[{pic}]format=yuv420p,{''.join(f + ',' for f in vfades)}{g.cfr},"
+                            f"trim=end_frame={it.frames}[{v}]")
     if afades:
         g.statements.append(f"[{a}]{','.join(afades)}[{a}f]")
         a = f"{a}f"
@@ -381,6 +444,9 @@ def _bed_stream(g: _Graph, bed: Bed, at: int, first: int, end: int, out: str, ta
     src = g.sources[bed.record_id]
     start_s, hold = _hold(bed.source_in_s + to_seconds(first - at, g.rate), end - first, g.rate)
     total = g.samples(first, end)
+    if g.stem not in (None, "mx"):  # a bed is music
+        g.statements.append(conform.silence(out, total))
+        return
     held = g.samples(first, first + hold)
     stream = g.open_at(src, start_s, to_seconds(end - first - hold, g.rate), [])
     shift = first + hold - at  # the ducking runs on the bed chain's clock
@@ -414,10 +480,12 @@ def _under(g: _Graph, own: str, bed: Bed | None, bed_label: str, samples: int, o
 
 def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,
                   workdir: Path, video_out: Path | None, audio_out: Path | None, bed: Bed | None = None,
-                  edges: Edges = _NO_EDGES, qc_view: tuple[Path, Path] | None = None, seek: bool = True) -> list[str]:
+                  edges: Edges = _NO_EDGES, qc_view: tuple[Path, Path] | None = None, seek: bool = True,
+                  stem: str | None = None) -> list[str]:
     """The ffmpeg argv that renders ``shots`` (over ``bed``'s sound, if any) with the transitions between
     them and across the piece's ``edges``; writes the ASS files it needs into ``workdir``. With
     ``qc_view`` (a statistics file, a FIFO) the finished picture is also measured for QC, in the same pass.
+    With ``stem`` (one of ``STEMS``) it renders only that stem of the sound into ``audio_out`` (no picture).
 
     Each shot is one stream, lengthened by the handles a crossfade borrows on either side; streams
     overlap by a crossfade's length and blend there, and cuts and dips join end to end (a dip fades each
@@ -425,7 +493,8 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     this side's half of the blend only: the piece is cut out of the longer run at the end, so its frame
     and sample counts are exactly its own shots'.
     """
-    g = _Graph(sources, house, fit_mode, workdir, seek)
+    assert stem is None or (video_out is None and qc_view is None), "a stem is sound only"
+    g = _Graph(sources, house, fit_mode, workdir, seek, stem)
     total_frames = sum(s.frames for s in shots)
     items, before, after = _items(shots, edges)
     own_a, first, end = _own_run(g, items, bed, edges)
@@ -446,7 +515,8 @@ def build_command(shots: tuple[Shot, ...], sources: Mapping[str, Source], house:
     # each neighbour's stream lies wholly inside the run's overlapping ends
     ov_v = ([vseq[0][1]] if before is not None else []) + ([vseq[-1][1]] if after is not None else [])
     ov_a = ([aseq[0][1]] if before is not None else []) + ([aseq[-1][1]] if after is not None else [])
-    _lay(g, vseq, ov_v, "run_v", "ev", audio=False)
+    if g.picture:
+        _lay(g, vseq, ov_v, "run_v", "ev", audio=False)
     _lay(g, aseq, ov_a, "run_a", "ea", audio=True)
     _cut_out(g, first, total_frames, qc_view)
     return _argv(g, total_frames, video_out, audio_out, qc_view)
@@ -488,7 +558,8 @@ def _own_run(g: _Graph, items: list[_Item], bed: Bed | None, edges: Edges) -> tu
     first, end = (items[0].first, items[-1].end) if items else (0, 0)
     overlaps_v = [x.end - y.first for x, y in itertools.pairwise(items)]
     overlaps_a = [g.samples(y.first, x.end) for x, y in itertools.pairwise(items)]
-    _lay(g, pictures, overlaps_v, "own_v", "jv", audio=False)
+    if g.picture:
+        _lay(g, pictures, overlaps_v, "own_v", "jv", audio=False)
     if replaced:
         # the bed replaces the shots' own sound: their (silent) streams end in null sinks, unjoined. A
         # decoded sound there made ffmpeg read every shot's file at once, since a null sink always
@@ -520,6 +591,11 @@ def _cut_out(g: _Graph, first: int, total_frames: int, qc_view: tuple[Path, Path
     """The piece cut out of the run from its first own frame, into ``[vout]`` and ``[aout]``: exactly its
     frames and samples (and ``[qcout]``, QC's view of the picture, with ``qc_view``)."""
     skip_v, skip_a = -first, g.samples(first, 0)
+    sound = (f"[run_a]atrim=start_sample={skip_a}:end_sample={skip_a + samples_for(total_frames, g.rate)},"
+             "asetpts=N/SR/TB[aout]")
+    if not g.picture:
+        g.statements.append(sound)
+        return
     # fps after the exact restamp changes no frame; it sets the stream's declared rate, which a
     # looped still (the loop filter) would otherwise leave unset and the muxer would call 25 fps. The
     # restamp is an integer one (setpts=N in 1/rate): N/(rate)/TB in a 1/rate timebase truncates to N-1
@@ -531,8 +607,7 @@ def _cut_out(g: _Graph, first: int, total_frames: int, qc_view: tuple[Path, Path
                         + (",split=2[vout][qcv]" if qc_view else "[vout]"))
     if qc_view is not None:
         g.statements.append(measure.picture_graph("qcv", qc_view[0], "qcout"))
-    g.statements.append(f"[run_a]atrim=start_sample={skip_a}:end_sample={skip_a + samples_for(total_frames, g.rate)},"
-                        "asetpts=N/SR/TB[aout]")
+    g.statements.append(sound)
 
 
 def _argv(g: _Graph, total_frames: int, video_out: Path | None, audio_out: Path | None,
@@ -543,7 +618,7 @@ def _argv(g: _Graph, total_frames: int, video_out: Path | None, audio_out: Path 
     if video_out is not None:
         argv += ["-map", "[vout]", "-an", *g.house.video_codec_args(), "-fps_mode", "passthrough",
                  "-frames:v", str(total_frames), str(video_out)]
-    else:
+    elif g.picture:
         argv += ["-map", "[vout]", "-f", "null", "-"]
     if audio_out is not None:
         argv += ["-map", "[aout]", "-vn", "-c:a", "pcm_s16le", "-map_metadata", "-1", "-bitexact", str(audio_out)]

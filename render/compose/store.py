@@ -6,6 +6,10 @@ last, which vouches for the files by size and a sampled checksum. The key holds 
 sources' content hashes, the house format and the versions, and nothing else: a piece's position in
 the episode is not in it, so an edit elsewhere never re-renders it. A render whose frame or sample
 count is not exact is refused (a join would drift).
+
+A delivery that asks for the sound stems gets each piece's dialogue, music and effects (``render_stems``):
+the piece's own graph, sound only, with what is not in the stem silenced, each stem cached in a folder
+keyed by the piece's key, the stem and what the stems alone read of the shots (``Shot.sound``, ``speech``).
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from render.core.cache import Cache, atomic_dir, held, key_of, write_text_atomic
 from render.core.errors import FfmpegError
 from render.core.house import HouseFormat
 from render.core.timebase import samples_for, to_seconds
-from render.edit.timeline import CUT
+from render.edit.timeline import CUT, STEM_FIELDS, STEMS
 from render.intake import conform
 from render.intake.records import Source
 
 COMPOSE_VERSION = 6  # 3: waveforms of levelled sound; done.json fingerprints; 4: WebM alpha decoded; 5: transitions
+STEM_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +52,31 @@ class RenderedPiece:
     cached: bool  # True when it came from the cache without rendering
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedStems:
+    """A piece's sound as its stems (``STEMS`` order: dialogue, music, effects), each exactly the piece's
+    samples; they sum to the piece's sound."""
+
+    piece_key: str
+    keys: tuple[str, ...]
+    audio: tuple[Path, ...]
+    cached: bool  # True when every stem came from the cache
+
+
+def _mix_view(shot: dict | None) -> dict | None:
+    """A shot (as a dict) without the fields only the stems read: they change nothing in the piece."""
+    return None if shot is None else {k: v for k, v in shot.items() if k not in STEM_FIELDS}
+
+
 def piece_key(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str) -> str:
     """The cache key of a piece: what it shows, from which bytes, in which format; not where it sits."""
-    shots = [dataclasses.asdict(s) for s in piece.shots]
+    shots = [_mix_view(dataclasses.asdict(s)) for s in piece.shots]
     ids = piece.record_ids + piece.edges.record_ids  # a crossfade across an edge shows the neighbour's media
     hashes = {rid: sources[rid].content_hash for rid in ids if rid in sources}
     bed = [dataclasses.asdict(piece.bed), list(piece.edges.bed)] if piece.bed else None
     # the neighbours and the transitions at the edges: what this piece shows of the shots either side
-    edges = {k: v for k, v in dataclasses.asdict(piece.edges).items() if k != "bed" and v is not None}
+    edges = {k: _mix_view(v) if k in ("before", "after") else v for k, v in dataclasses.asdict(piece.edges).items()
+             if k != "bed" and v is not None}
     if edges == {"exit": dataclasses.asdict(CUT)}:
         edges = {}
     return key_of("piece", COMPOSE_VERSION, conform.CONFORM_VERSION, house.key(), fit_mode, shots, hashes,
@@ -111,6 +133,67 @@ def _render(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit
     return RenderedPiece(piece.segment_id, key, video, audio, piece.frames, cached=False)
 
 
+def stem_key(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, stem: str) -> str:
+    """The cache key of one stem of a piece: the piece's key, the stem, and what the stems read of its
+    shots and of the neighbours a crossfade at its edges borrows."""
+    shots = [s for s in (*piece.shots, piece.edges.before, piece.edges.after) if s is not None]
+    return key_of("stem", STEM_VERSION, piece_key(piece, sources, house, fit_mode), stem,
+                  [{k: getattr(s, k) for k in STEM_FIELDS} for s in shots])
+
+
+def render_stems(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,
+                 cache: Cache) -> RenderedStems:
+    """Render a piece's dialogue, music and effects stems into the cache (or find them there)."""
+    found = cached_stems(piece, sources, house, fit_mode, cache)
+    if found is not None:
+        return found
+    keys = tuple(stem_key(piece, sources, house, fit_mode, stem) for stem in STEMS)
+    for stem, key in zip(STEMS, keys):
+        folder = _stem_folder(key, house, cache)
+        if _intact(folder, STEM_FILES):
+            continue
+        with held(cache.root / "locks" / key):
+            if not _intact(folder, STEM_FILES):
+                _render_stem(piece, sources, house, fit_mode, stem, folder)
+    return RenderedStems(piece_key(piece, sources, house, fit_mode), keys,
+                         tuple(_stem_folder(k, house, cache) / "audio.wav" for k in keys), cached=False)
+
+
+def cached_stems(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str,
+                 cache: Cache) -> RenderedStems | None:
+    """The piece's stems as the cache holds them, intact, or None if any must be rendered."""
+    keys = tuple(stem_key(piece, sources, house, fit_mode, stem) for stem in STEMS)
+    folders = [_stem_folder(k, house, cache) for k in keys]
+    if not all(_intact(f, STEM_FILES) for f in folders):
+        return None
+    return RenderedStems(piece_key(piece, sources, house, fit_mode), keys, tuple(f / "audio.wav" for f in folders),
+                         cached=True)
+
+
+def _render_stem(piece: Piece, sources: Mapping[str, Source], house: HouseFormat, fit_mode: str, stem: str,
+                 folder: Path) -> None:
+    samples = samples_for(piece.frames, house.rate)
+    seconds = float(to_seconds(piece.frames, house.rate))
+    with atomic_dir(folder) as tmp:
+        for seek in (True, False):  # as a piece: the second try decodes every input from its start
+            argv = graph.build_command(piece.shots, sources, house, fit_mode, tmp, None, tmp / "audio.wav",
+                                       piece.bed, piece.edges, seek=seek, stem=stem)
+            ffmpeg.run(argv, timeout_s=60 + 10 * seconds)
+            with wave.open(str(tmp / "audio.wav")) as w:
+                got = w.getnframes()
+            if got == samples:
+                break
+            if not seek:
+                raise FfmpegError(argv, 0, "", f"rendered {got} samples of the {stem} stem, expected {samples}")
+        (tmp / "done.json").write_text(json.dumps({"segment": piece.segment_id, "piece": piece.index, "stem": stem,
+                                                   "samples": samples, "engine": __version__,
+                                                   "files": {n: fingerprint(tmp / n) for n in STEM_FILES}}))
+
+
+def _stem_folder(key: str, house: HouseFormat, cache: Cache) -> Path:
+    return cache.root / "stems" / house.name / key[:2] / key
+
+
 def _piece_folder(key: str, house: HouseFormat, cache: Cache) -> Path:
     return cache.root / "pieces" / house.name / key[:2] / key
 
@@ -128,6 +211,7 @@ def cached_piece(piece: Piece, sources: Mapping[str, Source], house: HouseFormat
 
 
 PIECE_FILES = ("video.mp4", "audio.wav")
+STEM_FILES = ("audio.wav",)
 QC_FILE = "qc-piece.json"  # QC's measures, taken in the render (``measure``)
 _SAMPLE_BLOCK = 64 * 1024
 _SAMPLE_BLOCKS = 16
@@ -151,12 +235,12 @@ def fingerprint(path: Path) -> dict:
     return {"size": size, "sample_sha256": h.hexdigest()}
 
 
-def _intact(folder: Path) -> bool:
-    """A cached piece is reused only when done.json vouches for files that still match it; anything
-    else (an interrupted copy, a truncated or damaged file, an older layout) is rendered again."""
+def _intact(folder: Path, names: tuple[str, ...] = PIECE_FILES) -> bool:
+    """A cached piece (or stem) is reused only when done.json vouches for files that still match it;
+    anything else (an interrupted copy, a truncated or damaged file, an older layout) is rendered again."""
     try:
         files = json.loads((folder / "done.json").read_text())["files"]
-        return all(fingerprint(folder / n) == files[n] for n in PIECE_FILES)
+        return all(fingerprint(folder / n) == files[n] for n in names)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -4,9 +4,12 @@ pieces, into ``deliver/`` beside episode.mp4, indexed by ``deliverables.json``.
 ``deliver`` is the one entry. Each deliverable is keyed like the join (the pieces' keys, the level,
 its own settings, the captions it carries) and written atomically with a hidden sidecar recording its
 key, size and MD5, so a rerun after an interruption (or with nothing changed) reuses every file that is
-complete and encodes only what is missing. The captions beside the episode are copied in (``captions.scc`` for the network,
-``captions.srt`` and ``captions.vtt`` for the web). ``deliverables.json`` is written last, so its
-presence means the delivery is whole.
+complete and encodes only what is missing. The captions beside the episode are copied in (``captions.scc``
+for the network, ``captions.srt`` and ``captions.vtt`` for the web). ``deliverables.json`` is written
+last, so its presence means the delivery is whole.
+
+A mezzanine's delivery adds the sound stems (``stems``): the mezzanine's M&E is their music and
+effects, and the three are delivered as WAVs whose sum is checked against the mix.
 """
 
 from __future__ import annotations
@@ -23,19 +26,19 @@ from pathlib import Path
 
 from render import __version__
 from render.callout.folder import CallOut
-from render.compose.store import RenderedPiece
+from render.compose.store import RenderedPiece, RenderedStems
 from render.core import ffmpeg
 from render.core.cache import atomic_path, key_of, write_text_atomic
 from render.core.errors import UserError
 from render.core.house import HouseFormat
 from render.core.timebase import dropframe_frames, dropframe_timecode, to_seconds
-from render.deliver import cuesheet, mezzanine, qc, web
+from render.deliver import cuesheet, mezzanine, qc, stems, web
 from render.deliver import leader as leader_mod
 from render.deliver.captions import files as caption_files
 from render.deliver.captions.files import PROGRAMME_START
 from render.deliver.source import Programme, programme
 from render.edit.spec import EpisodeSpec, delivery_targets
-from render.edit.timeline import Timeline
+from render.edit.timeline import STEMS, Timeline
 from render.master import chapters as chapters_mod
 from render.master.programme import CAPTIONS_LANGUAGE
 
@@ -80,6 +83,12 @@ def programme_timecode(request: Request) -> str:
     return request.leader.programme if {"network", "xdcam"} & set(request.targets) else PROGRAMME_START
 
 
+def needs_stems(targets: Sequence[str]) -> bool:
+    """Whether a delivery needs the pieces' sound stems: every mezzanine carries the M&E, and the stems
+    are delivered with it."""
+    return bool({"network", "xdcam"} & set(targets))
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     """One deliverable to make: its file, role, key, estimated size, and how to write it."""
@@ -94,16 +103,19 @@ class _Job:
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
-            house: HouseFormat, folder: Path, request: Request,
+            house: HouseFormat, folder: Path, request: Request, piece_stems: Sequence[RenderedStems] = (),
             captions: caption_files.Written | None = None) -> dict:
     """Write the requested deliverables, the music cue sheet and the caption files into ``folder``, and
     ``deliverables.json`` last; returns the index.
 
     ``rendered`` and ``loudness`` are what the master's join used and reported; the deliverables
-    carry the same pictures and the same levelled sound. ``captions`` (the files beside the episode,
-    their SCC on ``programme_timecode``'s clock) become the mezzanine's ``c608`` track and the web
-    file's ``mov_text`` track."""
-    prog = programme(rendered, loudness, house)
+    carry the same pictures and the same levelled sound. ``piece_stems`` (each rendered piece's
+    dialogue, music and effects, ``render.compose.store.render_stems``) are needed for a mezzanine
+    (``needs_stems``). ``captions`` (the files beside the episode, their SCC on ``programme_timecode``'s
+    clock) become the mezzanine's ``c608`` track and the web file's ``mov_text`` track."""
+    if needs_stems(request.targets) and not piece_stems:
+        raise ValueError("a mezzanine needs the pieces' stems (render.compose.store.render_stems)")
+    prog = programme(rendered, loudness, house, piece_stems)
     jobs = _jobs(timeline, prog, house, request, captions)
     todo = [j for j in jobs if _done(folder / j.name, j.key) is None]
     _check_space(folder, sum(j.bytes_needed for j in todo))
@@ -114,16 +126,20 @@ def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPie
         if job.check and done is not None and not done.get("qc"):
             write_text_atomic(_sidecar(folder / job.name), json.dumps({**done, "qc": job.check(folder / job.name)}))
     files = [{**_describe(folder, job), **job.extra} for job in jobs]
+    stem_jobs = {j.role: j for j in jobs if j.role in stems.ROLES.values()}
+    summed = _residual(folder, prog, house, stem_jobs) if stem_jobs else None
     # on the mezzanine's clock when there is one: the programme starts at the leader's programme timecode
     cue_rows = cuesheet.write(timeline, callout, folder, dropframe_frames(programme_timecode(request)))
     files += [{"role": "cue-sheet", "path": name, "size": (folder / name).stat().st_size,
                "md5": md5_of(folder / name), "cues": len(cue_rows)} for name in ("cue_sheet.csv", "cue_sheet.html")]
     files += _caption_files(folder, captions)
     index = {"schema": SCHEMA, "engine": __version__, "title": timeline.title,
-             "programme": {"frames": prog.frames, "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
+             "programme": {"frames": prog.frames, "samples": prog.samples,
+                           "duration_s": round(float(to_seconds(prog.frames, house.rate)), 3),
                            "trt": dropframe_timecode(prog.frames), "rate": str(house.rate)},
              "loudness": loudness, "files": files,
-             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc"))}
+             **({"stems": {"sum_residual": summed, "rule": STEM_RULE}} if summed else {}),
+             "qc_passed": all(f["qc"]["passed"] for f in files if f.get("qc")) and (summed or {}).get("passed", True)}
     write_text_atomic(folder / INDEX, json.dumps(index, ensure_ascii=False, indent=2))
     return index
 
@@ -149,6 +165,45 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: deliverables.json's summary of which sound goes to which stem (docs/delivery.md has the whole rule)
+STEM_RULE = {"stem-dx": "voice records; a clip's own sound inside its analysed speech",
+             "stem-mx": "music records and every bed",
+             "stem-fx": "a clip's own sound outside its analysed speech",
+             "M&E (mezzanine ch3-4)": "stem-mx + stem-fx"}
+
+
+def _residual(folder: Path, prog: Programme, house: HouseFormat, stem_jobs: dict[str, _Job]) -> dict:
+    """The stems' sum less the mix (``stems.residual``), measured once per set of stem files and kept
+    in a hidden sidecar beside them."""
+    key = key_of("stems-residual", [stem_jobs[stems.ROLES[s]].key for s in STEMS])
+    sidecar = folder / ".stems-residual.json"
+    try:
+        kept = json.loads(sidecar.read_text())
+        if kept.get("key") == key:
+            return kept["residual"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    with tempfile.TemporaryDirectory(prefix="remixtv-deliver-") as work:
+        measured = stems.residual(prog, {s: folder / stems.FILES[s] for s in STEMS}, Path(work),
+                                  timeout_s=120 + 2 * float(to_seconds(prog.frames, house.rate)))
+    write_text_atomic(sidecar, json.dumps({"key": key, "residual": measured}))
+    return measured
+
+
+def _stem_jobs(prog: Programme, base: list) -> list[_Job]:
+    """The three stem WAVs, each keyed by its pieces' stems and the level."""
+    jobs = []
+    for i, stem in enumerate(STEMS):
+        def write(out: Path, work: Path, stem: str = stem) -> list[str]:
+            return stems.argv(prog, stem, work, out)
+
+        jobs.append(_Job(stems.FILES[stem], stems.ROLES[stem],
+                         key_of("stem", *base, [s.keys[i] for s in prog.stems], stems.AUDIO_ARGS),
+                         stems.estimate_bytes(prog.samples), write,
+                         {"stem": stems.WHAT[stem]}))
+    return jobs
+
+
 def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Request,
           captions: caption_files.Written | None = None) -> list[_Job]:
     base = [DELIVER_VERSION, house.key(), [p.key for p in prog.pieces], prog.level_chain, timeline.title]
@@ -157,6 +212,8 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
     for target, fmt in (("network", mezzanine.PRORES), ("xdcam", mezzanine.XDCAM)):
         if target in request.targets:
             jobs.append(_mezzanine_job(timeline, prog, house, request.leader, fmt, base, captions))
+    if needs_stems(request.targets):
+        jobs += _stem_jobs(prog, base)
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
         srt = captions.srt if captions else None
@@ -196,14 +253,15 @@ def _mezzanine_job(timeline: Timeline, prog: Programme, house: HouseFormat, ld: 
     # new words remake the file: the key holds the SCC's bytes and the clock it is on
     scc = [_sha256(carried.scc), carried.start_timecode] if carried else None
     layout = ({"1": "mix left", "2": "mix right", "3": "M&E left", "4": "M&E right"} if fmt.mono_tracks else
-              {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"})
+              {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue): stem-mx + stem-fx"})
+    me_keys = [[s.keys[STEMS.index("mx")], s.keys[STEMS.index("fx")]] for s in prog.stems]
     return _Job(fmt.file, role, key_of(role, *base, list(fmt.video_args), mezzanine.AUDIO_ARGS, ld.to_json(),
-                                       slate_doc, scc),
+                                       slate_doc, scc, me_keys),
                 mezzanine.estimate_bytes(total, float(to_seconds(total, house.rate)), house.width, house.height, fmt),
                 write,
                 {"timecode": {"start": ld.bars, "programme": ld.programme, "drop_frame": True},
                  "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
-                 "audio_layout": layout, "me": "silent: the M&E stems are not separated yet",
+                 "audio_layout": layout,
                  **_track("c608", carried, carried.scc if carried else None)},
                 lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate))
 
@@ -289,6 +347,8 @@ def _describe(folder: Path, job: _Job) -> dict:
             entry.update(sample_fmt=s.get("sample_fmt"), sample_rate=int(s.get("sample_rate") or 0),
                          channels=s.get("channels"), bits=s.get("bits_per_raw_sample") or s.get("bits_per_sample"),
                          bit_rate=int(s.get("bit_rate") or 0))
+            if str(s.get("codec_name", "")).startswith("pcm") and s.get("duration_ts"):
+                entry.update(samples=int(s["duration_ts"]))  # PCM: its time base is the sample rate
         elif kind == "data":
             entry.update(timecode=(s.get("tags") or {}).get("timecode"))
         elif kind == "subtitle":

@@ -4,6 +4,9 @@ from the leader's first frame. Two formats, both 1920x1080 at 30000/1001 progres
 
 - ``PRORES`` (target ``network``): ProRes 422 HQ in MOV, one 4-channel PCM track, a ``tmcd`` track and
   the captions' SCC as a CEA-608 (``c608``) track, copied as it is.
+
+Ch3-4 carry the M&E: the music and effects stems (``render.compose.store.render_stems``), levelled by
+exactly what the level does to the mix (``Programme.levelled``).
 - ``XDCAM`` (target ``xdcam``): XDCAM HD422, MPEG-2 4:2:2 Profile @ High Level long GOP (15 frames,
   2 B-frames between anchors) at a constant 50 Mb/s, in MXF OP1a (ffmpeg's ``mxf`` muxer), the four
   channels as four mono PCM tracks (as MXF playout servers commonly take them), the timecode in the
@@ -67,19 +70,20 @@ def estimate_bytes(frames: int, seconds: float, width: int, height: int, fmt: Fo
 
 
 def argv(prog: Programme, house: HouseFormat, leader: leader_mod.Leader, slate_ass: Path, countdown_ass: Path,
-         work: Path, out: Path, title: str, me_sound: str | None = None, fmt: Format = PRORES,
+         work: Path, out: Path, title: str, fmt: Format = PRORES,
          captions: caption_files.Written | None = None) -> list[str]:
-    """The mezzanine's command. ``me_sound`` is a filter statement ending in ``[me]`` (the programme's
-    M&E, stereo, exactly as long as its mix); without one, ch3-4 carry silence. ``captions``: in a MOV,
-    their SCC becomes the ``c608`` track by stream copy, each caption on its programme frame after the leader."""
+    """The mezzanine's command: the programme's pieces (inputs 0 and 1) and its music and effects stems
+    (2 and 3), whose sum, levelled as the mix is, is the M&E. ``captions``: in a MOV, their SCC (input 4)
+    becomes the ``c608`` track by stream copy, each caption on its programme frame after the leader."""
     tail = leader.tail_frames(house.rate)
     statements, lv, la, (tv, ta) = leader_mod.graph(leader, house.width, house.height, house.rate, slate_ass,
                                                      countdown_ass, tail)
     n_lead = len(lv)
     # the leader is made 10-bit 4:2:2; an 8-bit format is converted once, after the concat
     to_format = "" if fmt.pix_fmt == "yuv422p10le" else f",format={fmt.pix_fmt}"
-    statements += [prog.picture(house.rate, "pv"), prog.sound("mix"),
-                   me_sound or f"anullsrc=r=48000:cl=stereo,atrim=end_sample={prog.samples},asetpts=N/SR/TB[me]",
+    statements += [prog.picture(house.rate, "pv"),
+                   "[2:a][3:a]amix=inputs=2:duration=longest:normalize=0[mxfx]",
+                   *prog.levelled("1:a", "mxfx", "mix", "me"),
                    "[pv]format=yuv422p10le[pv2]",
                    f"{''.join(lv)}[pv2]{tv}concat=n={n_lead + 2}:v=1:a=0,{BT709}{to_format}[v]",
                    f"{ta}asplit=2[ta1][ta2]",
@@ -96,11 +100,12 @@ def argv(prog: Programme, house: HouseFormat, leader: leader_mod.Leader, slate_a
     scc_in, scc_out = [], []
     if captions is not None and fmt.muxer == "mov":
         scc_in = ["-f", "scc", "-i", str(captions.scc)]
-        scc_out = ["-map", "2:0", "-c:s", "copy",
+        scc_out = ["-map", "4:0", "-c:s", "copy",
                    "-bsf:s", caption_files.scc_clock(captions.start_timecode, leader.frames, house.rate),
                    "-metadata:s:s:0", f"language={CAPTIONS_LANGUAGE}"]
     container = (["-video_track_timescale", str(house.rate.numerator)] if fmt.muxer == "mov" else [])
-    return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *prog.inputs(work), *scc_in,
+    return [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error", *prog.inputs(work),
+            *prog.stem_input(work, "mx"), *prog.stem_input(work, "fx"), *scc_in,
             "-filter_complex", ";".join(statements), "-map", "[v]", *audio_maps, *scc_out,
             *fmt.video_args, *AUDIO_ARGS, "-timecode", leader.bars, "-metadata", f"title={title}",
             *container, "-f", fmt.muxer, str(out)]

@@ -137,7 +137,47 @@ def source_shot(src: Source, callout: CallOut, loud: Loudness | None, max_frames
     kind = "video" if src.visual == "video" else "audio"
     return Shot(kind, n, rid, source_in_s=to_seconds(first, rate), gain_db=gain_db(loud),
                 text=src.record.title if kind == "audio" else "",
-                byline=byline(callout, rid) if kind == "audio" else "")
+                byline=byline(callout, rid) if kind == "audio" else "", sound=sound_role(src.record.kind))
+
+
+def sound_role(record_kind: str) -> str:
+    """What a record's own sound is for the stems: a voice record's is dialogue, a music record's music,
+    anything else's (a phone video, an animation) a clip's, split by its speech."""
+    return {"voice": "dialogue", "music": "music"}.get(record_kind, "clip")
+
+
+def with_speech(runs: list[tuple[Shot, ...]], audio: Mapping[str, AudioAnalysis], rate: Fraction = RATE
+                ) -> list[tuple[Shot, ...]]:
+    """``runs`` (each segment's shots, in programme order, transitions placed) with each clip's analysed
+    speech as frames from the shot's first frame, over every frame its sound plays: its own, and the
+    handles the crossfades on either side borrow from beyond its in and out points."""
+    def borrows(t: Transition | None) -> bool:  # only a crossfade plays sound from beyond a cut
+        return t is not None and t.kind == "crossfade" and not t.is_cut
+
+    flat = [shot for run in runs for shot in run]
+    out: list[tuple[Shot, ...]] = []
+    i = 0
+    for run in runs:
+        placed = []
+        for shot in run:
+            nxt = flat[i + 1] if i + 1 < len(flat) else None
+            i += 1
+            heard = audio.get(shot.record_id) if shot.kind in ("video", "audio") and shot.sound == "clip" else None
+            if heard is None or not heard.speech:
+                placed.append(shot)
+                continue
+            lo = -shot.enter.before_frames if borrows(shot.enter) else 0
+            hi = shot.frames + (nxt.enter.after_frames if nxt is not None and borrows(nxt.enter) else 0)
+            first = to_frames(shot.source_in_s, rate)
+            spans = []
+            for span in heard.speech:
+                a, b = span.frames(rate)
+                a, b = max(a - first, lo), min(b - first, hi)
+                if a < b:
+                    spans.append((a, b))
+            placed.append(replace(shot, speech=tuple(spans)))
+        out.append(tuple(placed))
+    return out
 
 
 def flash_note(pictures: PictureAnalysis | None, rate: Fraction = RATE) -> str:
@@ -518,7 +558,7 @@ def plan(spec: EpisodeSpec, callout: CallOut, sources: Mapping[str, Source], ana
     if p.problems:
         raise SpecError(p.problems)
     segments, start = [], 0
-    placed = p.transitions([(seg, laid[seg.id]) for seg in spec.segments])
+    placed = with_speech(p.transitions([(seg, laid[seg.id]) for seg in spec.segments]), analysis.audio, p.rate)
     for seg, shots in zip(spec.segments, placed):
         n = sum(s.frames for s in shots)
         segments.append(Segment(seg.id, seg.type, start, n, shots, seg.line, p.beds.get(seg.id)))

@@ -161,9 +161,9 @@ TOP_FIELDS: dict[str, tuple[dict, str]] = {
                             "properties": {"to": {"type": ["string", "array"]},
                                            "leader": {"type": "object", "additionalProperties": False,
                                                       "properties": {k: {"type": "string"} for k in LEADER_KEYS}}}}]},
-                ("What a master build also delivers into deliver/: network (ProRes mezzanine with leader), xdcam "
-                 "(XDCAM HD422 MXF with the same leader), web (YouTube MP4), as 'network,web', a list, or "
-                 "{to: [...], leader: {bars: '00:58:30;00', ...}}; "
+                ("What a master build also delivers into deliver/: network (ProRes mezzanine with leader and M&E, "
+                 "dialogue, music and effects stems), xdcam (XDCAM HD422 MXF with the same leader, M&E and stems), "
+                 "web (YouTube MP4), as 'network,web', a list, or {to: [...], leader: {bars: '00:58:30;00', ...}}; "
                  "--deliver overrides it.")),
     "vars": ({"type": "object", "additionalProperties": {"type": ["string", "number", "integer"]}},
              "Variables for {{name}} anywhere in the spec's text; --var NAME=VALUE overrides them."),

@@ -13,6 +13,13 @@ from render.core.timebase import timecode
 
 SCHEMA = "remixtv.timeline/1"
 SOUND_KINDS = ("video", "audio")  # shot kinds that play their record's own sound
+#: The sound stems a delivery splits the mix into: dialogue, music, effects and ambience (their sum is the mix).
+STEMS = ("dx", "mx", "fx")
+#: What a shot's own sound is (``Shot.sound``): a voice record is dialogue, a music record music; a clip's
+#: sound (a phone video, an animation) is dialogue inside its analysed speech (``Shot.speech``), effects and
+#: ambience outside it. A bed is always music.
+SOUND_ROLES = ("dialogue", "music", "clip")
+STEM_FIELDS = ("sound", "speech")  # the Shot fields only the stems read
 TRANSITION_KINDS = ("cut", "crossfade", "dip")
 
 
@@ -56,7 +63,8 @@ class Shot:
 
     kind: ``video`` (moving picture, plays its own sound), ``image`` (moving still, silent),
     ``audio`` (a sound record shown as a visual), ``text`` (a typeset record),
-    ``card`` (title card), ``credits`` (the roll), ``black``.
+    ``card`` (title card), ``credits`` (the roll), ``black``. ``sound`` and ``speech`` say which stem its
+    own sound goes to; they change no frame or sample of the mix, so a piece's cache key leaves them out.
     """
 
     kind: str
@@ -68,6 +76,10 @@ class Shot:
     gain_db: float = 0.0  # pre-levelling gain for the record's sound
     label_frames: int = 0  # video/image: a lower third (``text`` over ``byline``) for the first N frames
     enter: Transition = CUT  # from the previous shot in programme order (across a segment boundary too)
+    sound: str = "clip"  # video/audio: what its own sound is, for the stems (``SOUND_ROLES``)
+    #: a clip's speech, frames ``[a, b)`` from the shot's first frame, over every frame its sound plays
+    #: (the handles a crossfade borrows too: negative before its in point, past ``frames`` after its out point)
+    speech: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +191,8 @@ class Timeline:
                  "shots": [{"kind": h.kind, "frames": h.frames, "record": h.record_id or None,
                             "source_in_s": float(h.source_in_s),
                             **({"lower_third_frames": h.label_frames} if h.label_frames else {}),
+                            **({"sound": h.sound, "speech": [list(r) for r in h.speech]}
+                               if h.kind in SOUND_KINDS else {}),
                             **({"transition": {**h.enter.to_json(), "cut_frame": at,
                                                "cut": timecode(at, self.rate)}} if not h.enter.is_cut else {})}
                            for h, at in zip(s.shots, s.shot_starts())]}

@@ -1,6 +1,7 @@
 """The delivery of a short master: the network's ProRes mezzanine with its CEA-608 captions and the
-XDCAM HD422 MXF, with their leader and timecode, the YouTube file with its subtitle track, and
-deliverables.json, measured in the files as a network's QC desk would; and the master levelled act by act."""
+XDCAM HD422 MXF, with their leader, timecode and M&E, the dialogue, music and effects stems, the YouTube
+file with its subtitle track, and deliverables.json, measured in the files as a network's QC desk would;
+and the master levelled act by act."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from render.core.timebase import dropframe_frames, dropframe_timecode
+from render.core.timebase import dropframe_frames, dropframe_timecode, samples_for
 from tests.support.callouts import write_callout
 from tests.support.media import corpus, ffprobe
 
@@ -29,10 +30,12 @@ deliver:
            pop: "00:59:58;00", programme: "01:00:00;00"}
 segments:
   - {id: talk, type: montage, shot_seconds: 5, bed: M1, lower_third_seconds: 2,
-     select: {records: [A1, V5], order: listed}}
+     select: {records: [A1, T1], order: listed, exclude_used: false}}
+  - {id: hello, type: feature, record: A1, start: 6, seconds: 3, transition_in: crossfade 0.5s}
   - {id: break, type: act_break, seconds: 1}
   - {id: tune, type: fill, bed: M1, select: {records: [V5], exclude_used: false}}
 """
+SPEECH_AT = 3.0  # T1, the talking phone clip: pink-noise ambience, then a reading over it from 3 s
 LEADER_FRAMES = dropframe_frames("01:00:00;00") - dropframe_frames("00:59:54;00")  # 6 s of timecode
 POP_FRAME = dropframe_frames("00:59:58;00") - dropframe_frames("00:59:54;00")
 TAIL_FRAMES = 60
@@ -43,14 +46,23 @@ RATE_FRACTION = Fraction(30000, 1001)
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, prefect_harness, cache_dir):
     root = tmp_path_factory.mktemp("deliver")
+    talking = root / "talk.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=9",
+                    "-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.05:d=9:r=48000",
+                    "-i", str(corpus("librispeech_reading2_vorbis_22k_mono.ogg")), "-filter_complex",
+                    (f"[2:a]aresample=48000,adelay={SPEECH_AT * 1000:.0f},apad[sp];"
+                     "[1:a][sp]amix=inputs=2:duration=first:normalize=0[a]"),
+                    "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-shortest", str(talking)], check=True)
     write_callout(root / "callout", [
         {"record_id": "A1", "file": "m/reading.ogg", "kind": "voice", "title": "Reading", "contributors": "ana"},
         {"record_id": "V5", "file": "m/scenes.mp4", "kind": "video", "title": "Scènes", "contributors": "bo"},
         {"record_id": "M1", "file": "m/fox.mp3", "kind": "music", "title": "Outfoxing", "contributors": "cy:composer"},
+        {"record_id": "T1", "file": "m/talk.mp4", "kind": "video", "title": "Talk", "contributors": "bo"},
     ], [("ana", "Ana", "MX"), ("bo", "Bo Chen", "CN"), ("cy", "Cy", "IR")],
         {"m/reading.ogg": corpus("librispeech_reading_vorbis_22k_mono.ogg"),
          "m/scenes.mp4": corpus("scene_cuts_h264_yuv444_1280x272_25fps.mp4"),
-         "m/fox.mp3": corpus("outfoxing_the_fox_music_mp3_44k_stereo.mp3")})
+         "m/fox.mp3": corpus("outfoxing_the_fox_music_mp3_44k_stereo.mp3"), "m/talk.mp4": talking})
     (root / "spec.yaml").write_text(SPEC)
     from flows.pipeline import build_flow
 
@@ -179,8 +191,9 @@ def test_the_web_file_is_fast_start_without_edit_lists_and_has_chapters(built):
 def test_deliverables_json_indexes_every_file_with_its_md5(built):
     build, folder, _ = built
     index = json.loads((folder / "deliverables.json").read_text())
-    assert [f["role"] for f in index["files"]] == ["mezzanine", "xdcam", "web", "cue-sheet", "cue-sheet",
-                                                   "captions-scc", "captions-srt", "captions-vtt"]
+    assert [f["role"] for f in index["files"]] == ["mezzanine", "xdcam", "stem-dx", "stem-mx", "stem-fx", "web",
+                                                   "cue-sheet", "cue-sheet", "captions-scc", "captions-srt",
+                                                   "captions-vtt"]
     for f in index["files"]:
         path = folder / f["path"]
         assert path.stat().st_size == f["size"]
@@ -579,3 +592,152 @@ def test_the_spec_and_the_flag_say_what_to_deliver(tmp_path):
         delivery_targets(loaded, "preview", None)
     with pytest.raises(UserError, match="dvd is not a delivery target"):
         delivery_targets(loaded, "master", "web,dvd")
+
+
+def _channels(path: Path, count: int) -> np.ndarray:
+    """Every sample of a file's sound as float64 ``(n, count)``, channels untouched."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-f", "f32le", "-c:a", "pcm_f32le",
+                          "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.float32).astype(np.float64).reshape(-1, count)
+
+
+def _dbfs(x: np.ndarray, peak: bool = False) -> float:
+    level = np.abs(x).max() if peak else np.sqrt(np.mean(np.square(x)))
+    return 20 * np.log10(max(float(level), 1e-12))
+
+
+@pytest.fixture(scope="module")
+def sound(built):
+    """The mezzanine's programme (ch1-2 the mix, ch3-4 the M&E) and the three stems, sample-aligned."""
+    build, folder, _ = built
+    lead = samples_for(LEADER_FRAMES, RATE_FRACTION)
+    n = samples_for(build["frames"], RATE_FRACTION)
+    mez = _channels(folder / "mezzanine.mov", 4)[lead:lead + n]
+    stems = {s: _channels(folder / f"stem-{s}.wav", 2) for s in ("dx", "mx", "fx")}
+    return mez[:, :2], mez[:, 2:], stems
+
+
+def _at(build: dict, seconds_from: float, seconds_to: float) -> slice:
+    return slice(round(seconds_from * 48000), round(seconds_to * 48000))
+
+
+def test_the_stems_are_24_bit_stereo_wavs_exactly_as_long_as_the_programme(built):
+    build, folder, _ = built
+    index = json.loads((folder / "deliverables.json").read_text())
+    for stem in ("dx", "mx", "fx"):
+        audio = ffprobe(folder / f"stem-{stem}.wav")["streams"]
+        assert [(a["codec_name"], a["channels"], a["sample_rate"], a["bits_per_sample"]) for a in audio] == [
+            ("pcm_s24le", 2, "48000", 24)]
+        assert int(audio[0]["duration_ts"]) == samples_for(build["frames"], RATE_FRACTION)  # the picture's samples
+        entry = next(f for f in index["files"] if f["role"] == f"stem-{stem}")
+        assert entry["path"] == f"stem-{stem}.wav" and entry["streams"][0]["samples"] == int(audio[0]["duration_ts"])
+
+
+def test_the_stems_sum_to_the_mix_and_the_m_and_e_is_music_and_effects(built, sound):
+    build, folder, _ = built
+    mix, me, stems = sound
+    assert len(mix) == len(stems["dx"]) == samples_for(build["frames"], RATE_FRACTION)
+    assert _dbfs(mix) > -40
+    assert _dbfs(stems["dx"] + stems["mx"] + stems["fx"] - mix, peak=True) < -60
+    assert _dbfs(me - stems["mx"] - stems["fx"], peak=True) < -120  # the M&E is MX + FX, to the last bit
+    index = json.loads((folder / "deliverables.json").read_text())
+    assert index["stems"]["sum_residual"]["passed"] and index["stems"]["sum_residual"]["peak_dbfs"] < -60
+
+
+def test_a_voice_is_dialogue_only_and_the_m_and_e_carries_the_bed(built, sound):
+    build, _, _ = built
+    mix, me, stems = sound
+    seg = {s["id"]: s for s in build["segments"]}
+    # "hello" is a voice record alone (its first half second crossfades from the talk under its bed)
+    hello = _at(build, seg["hello"]["start_frame"] / RATE + 1, seg["hello"]["end_frame"] / RATE)
+    assert _dbfs(mix[hello]) > -35
+    assert _dbfs(stems["dx"][hello] - mix[hello], peak=True) < -80
+    assert _dbfs(stems["mx"][hello], peak=True) < -100 and _dbfs(stems["fx"][hello], peak=True) < -100
+    assert _dbfs(me[hello], peak=True) < -100
+    # "tune" is a clip without sound over the bed: the M&E is the whole mix there
+    tune = _at(build, seg["tune"]["start_frame"] / RATE + 0.5, seg["tune"]["end_frame"] / RATE - 0.5)
+    assert _dbfs(me[tune]) > -45 and abs(_dbfs(me[tune]) - _dbfs(mix[tune])) < 0.01
+    assert _dbfs(stems["dx"][tune], peak=True) < -100
+
+
+def test_a_clips_sound_is_effects_until_its_speech_then_dialogue(built, sound):
+    build, _, _ = built
+    _, me, stems = sound
+    talk = next(s for s in build["segments"] if s["id"] == "talk")
+    shot = talk["shots"][1]
+    assert shot["record"] == "T1" and shot["sound"] == "clip" and shot["speech"]
+    start = talk["shots"][0]["frames"] / RATE  # T1's first frame on the programme clock
+    speech = start + SPEECH_AT - shot["source_in_s"]
+    assert shot["speech"][0][0] == pytest.approx((SPEECH_AT - shot["source_in_s"]) * RATE, abs=1)
+    into_hello = next(s for s in build["segments"] if s["id"] == "hello")["shots"][0]["transition"]["frames"]
+    # the talk runs on into the handle the crossfade into "hello" borrows past T1's out point
+    assert shot["speech"][-1][1] == shot["frames"] + into_hello - into_hello // 2
+    before, after = _at(build, start + 0.05, speech - 0.15), _at(build, speech + 0.15, start + shot["frames"] / RATE)
+    assert _dbfs(stems["fx"][before]) > -60 and _dbfs(stems["dx"][before], peak=True) < -100  # the ambience
+    assert _dbfs(stems["dx"][after]) > -35 and _dbfs(stems["fx"][after], peak=True) < -100  # the talk (and its ambience)
+    assert _dbfs(me[after]) < _dbfs(stems["dx"][after]) - 10  # the bed, ducked under the talk
+
+
+def test_limited_stems_ride_the_mixs_limiter_so_they_still_sum_to_it(tmp_path):
+    """A programme levelled with a limiter: each stem gets the gain the limiter gave the mix, sample by
+    sample; limited on its own, a stem would not (the sum then misses the mix by more than the mix)."""
+    import soundfile
+
+    from render.compose.store import RenderedPiece, RenderedStems
+    from render.core.house import profile
+    from render.deliver import stems
+    from render.deliver.source import programme
+
+    house = profile("master")
+    rng = np.random.default_rng(7)
+    pieces, piece_stems = [], []
+    for k, frames in enumerate((61, 90)):
+        t = np.arange(samples_for(frames, RATE_FRACTION)) / 48000
+        dx = 0.45 * np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 3 * t) > 0.6)  # loud words
+        parts = [np.round(np.stack([x, 0.8 * x], 1) * 32767).astype(np.int16)
+                 for x in (dx, 0.3 * np.sin(2 * np.pi * 110 * t + k), 0.05 * rng.standard_normal(len(t)))]
+        paths = []
+        for name, x in zip(("dx", "mx", "fx", "mix"), [*parts, sum(p.astype(np.int32) for p in parts)]):
+            paths.append(tmp_path / f"{name}{k}.wav")
+            soundfile.write(paths[-1], x.astype(np.int16), 48000, subtype="PCM_16")
+        pieces.append(RenderedPiece("s", f"p{k}", tmp_path / "unused.mp4", paths[3], frames, True))
+        piece_stems.append(RenderedStems(f"p{k}", ("d", "m", "f"), tuple(paths[:3]), True))
+    prog = programme(pieces, {"mode": "limited", "gain_db": 12.0, "limiter_ceiling_dbtp": -2.5}, house, piece_stems)
+
+    def levelled(*inputs: str, graph: str) -> np.ndarray:
+        out = subprocess.run(["ffmpeg", "-v", "error", *inputs, "-filter_complex", graph, "-map", "[o]",
+                              "-f", "f32le", "-c:a", "pcm_f32le", "-"], capture_output=True, check=True).stdout
+        return np.frombuffer(out, np.float32).astype(np.float64).reshape(-1, 2)
+
+    mix = levelled(*prog.mix_input(tmp_path), graph=prog.sound("o", 0))
+    assert _dbfs(mix, peak=True) < -2.0  # 12 dB onto peaks at -6 dBFS: the limiter did the work
+    delivered, alone = [], []
+    for stem in ("dx", "mx", "fx"):
+        subprocess.run(stems.argv(prog, stem, tmp_path, tmp_path / f"{stem}.wav"), check=True)
+        delivered.append(soundfile.read(tmp_path / f"{stem}.wav")[0])
+        alone.append(levelled(*prog.stem_input(tmp_path, stem), graph=prog.sound("o", 0)))
+    assert [len(x) for x in delivered] == [prog.samples] * 3
+    assert _dbfs(sum(delivered) - mix, peak=True) < -100
+    assert _dbfs(sum(alone) - mix, peak=True) > -20
+    # the mix that rides with a stem through the limiter (the mezzanine's ch1-2) is the mix limited alone
+    rode = levelled(*prog.mix_input(tmp_path), *prog.stem_input(tmp_path, "dx"),
+                    graph=";".join([*prog.levelled("0:a", "1:a", "o", "s"), "[s]anullsink"]))
+    assert np.array_equal(rode, mix)
+
+
+def test_the_stems_change_no_piece_key_and_key_their_own_render():
+    from dataclasses import replace
+
+    from render.compose import store
+    from render.compose.pieces import Piece
+    from render.core.house import profile
+    from render.edit.timeline import Shot
+
+    house = profile("master")
+    talk = Piece("s", 0, (Shot("video", 90, "T1", sound="clip", speech=((30, 90),)),))
+    heard = replace(talk, shots=(replace(talk.shots[0], speech=((40, 90),)),))
+    assert store.piece_key(talk, {}, house, "blur") == store.piece_key(heard, {}, house, "blur")
+    assert store.piece_key(talk, {}, house, "blur") == store.piece_key(
+        replace(talk, shots=(Shot("video", 90, "T1"),)), {}, house, "blur")  # as a build without stems keys it
+    assert store.stem_key(talk, {}, house, "blur", "dx") != store.stem_key(heard, {}, house, "blur", "dx")
+    assert store.stem_key(talk, {}, house, "blur", "dx") != store.stem_key(talk, {}, house, "blur", "fx")
