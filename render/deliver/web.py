@@ -46,5 +46,8 @@ def argv(prog: Programme, house: HouseFormat, chapters: Sequence[chapters_mod.Ch
             "-filter_complex", f"{prog.picture(house.rate, 'v')};{prog.sound('a')}",
             "-map", "[v]", "-map", "[a]", "-map_metadata", "2", "-map_chapters", "2" if chapters else "-1",
             *srt_out, *video_args(house), *AUDIO_ARGS, "-metadata", f"title={title}",
-            "-movflags", "+faststart", "-use_editlist", "0", "-video_track_timescale", str(house.rate.numerator),
+            # without an edit list, B-frames would start the picture 2 frames after the sound; negative
+            # composition offsets (ctts version 1) start both at 0
+            "-movflags", "+faststart+negative_cts_offsets", "-use_editlist", "0",
+            "-video_track_timescale", str(house.rate.numerator),
             "-f", "mp4", str(out)]
