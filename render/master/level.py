@@ -437,6 +437,7 @@ def _loudnorm_reading(report: dict) -> loudness.Loudness:
     return loudness.Loudness(float(report["output_i"]), float(report["output_lra"]), float(report["output_tp"]))
 
 
+# one loop (encode, measure, correct, again) whose state is the plan and its readings: kept whole
 def level_programme(meters: Sequence[PieceMeter], alist: Path, encode: Callable[[str, bool], list[str]], final: Path,
                     timeout_s: float, target: float = TARGET_LUFS, max_tp: float = TRUE_PEAK_DBTP,
                     verify: bool = True, acts: ActLevels | None = None) -> dict:
