@@ -9,7 +9,6 @@ so the stop comes in seconds rather than after the retries' minute of backoff.""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from flows import storage
+from reliability.builds import Poller
 from reliability.storage_faults import ACCESS, SECRET, Weed, published_files, reader_problems
 from tests.support.callouts import submission, write_callout
 from tests.support.media import ffprobe
@@ -42,13 +42,14 @@ segments:
 
 class Faults:
     """The build's S3 clients, watched: every request is recorded, and the server is killed when the
-    armed request (operation and key ending) comes; one attempt per request (no botocore backoff)."""
+    armed request (operation and key ending) comes. Until then, one attempt per request: botocore's
+    backoff against a server that stays down would add half a minute (the rerun has the real retries)."""
 
     def __init__(self, weed: Weed):
         self.weed, self.armed, self.calls, self.fired = weed, None, [], threading.Event()
 
     def client(self, endpoint=None, *, max_attempts=storage.MAX_ATTEMPTS):
-        s3 = REAL_CLIENT(endpoint, max_attempts=1)
+        s3 = REAL_CLIENT(endpoint, max_attempts=max_attempts if self.armed is None else 1)
         s3.meta.events.register("before-parameter-build.s3", self._record)
         s3.meta.events.register("after-call.s3.GetObject", self._fire)  # the body has not been read yet
         s3.meta.events.register("before-call.s3.PutObject", self._fire)
@@ -112,29 +113,6 @@ def _published(s3) -> dict[str, int]:
             for o in s3.list_objects_v2(Bucket="outputs", Prefix=f"{PREFIX}/").get("Contents", [])}
 
 
-class Reader(threading.Thread):
-    """Looks at a folder (or a bucket) every few milliseconds while a build runs, noting what a
-    reader would take for a finished file but is not."""
-
-    def __init__(self, look):
-        super().__init__(daemon=True)
-        self.look, self.problems, self.looks, self.done = look, [], 0, threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.002):
-            with contextlib.suppress(Exception):  # the server is down: nothing to read
-                self.problems += self.look()
-                self.looks += 1
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.done.set()
-        self.join(10)
-
-
 def test_a_store_stopped_mid_download_stops_the_build_in_one_line_and_the_rerun_fetches_the_upload_whole(
         store, prefect_harness, monkeypatch, capsys):
     weed, root, video = store
@@ -150,7 +128,7 @@ def test_a_store_stopped_mid_download_stops_the_build_in_one_line_and_the_rerun_
             else []
 
     faults.armed = ("GetObject", name)
-    with Reader(partial_under_final_name) as reader:
+    with Poller(partial_under_final_name) as reader:
         code, said = _build(root, capsys)
     assert faults.fired.is_set()
     assert code == 1 and len(said) == 1, said
@@ -162,7 +140,7 @@ def test_a_store_stopped_mid_download_stops_the_build_in_one_line_and_the_rerun_
     assert [p.name for p in staged.rglob("*") if p.name.endswith(".part")] == []  # no temporary left either
 
     weed.start()
-    faults.calls.clear()
+    faults.calls, faults.armed = [], None
     code, said = _build(root, capsys)
     assert code == 0, said
     assert f"faults/{name}" in [key for op, key, _ in faults.calls if op == "GetObject"]
@@ -183,7 +161,7 @@ def test_a_store_stopped_while_publishing_never_shows_build_json_early_and_the_r
     outbox = storage.outbox(root / "cache", f"{OUTPUT}/ep/preview", s3=s3)
 
     faults.armed = ("PutObject", "/episode.mp4")
-    with Reader(lambda: reader_problems(s3, PREFIX, outbox)) as reader:
+    with Poller(lambda: reader_problems(s3, PREFIX, outbox)) as reader:
         code, said = _build(root, capsys)
     assert faults.fired.is_set()
     assert code == 1 and len(said) == 1, said
@@ -196,8 +174,8 @@ def test_a_store_stopped_while_publishing_never_shows_build_json_early_and_the_r
     assert listed and "build.json" not in listed and "episode.mp4" not in listed
     assert all(files[n] == size for n, size in listed.items())  # what went up before the stop went up whole
 
-    faults.calls.clear()
-    with Reader(lambda: reader_problems(s3, PREFIX, outbox)) as reader:
+    faults.calls, faults.armed = [], None
+    with Poller(lambda: reader_problems(s3, PREFIX, outbox)) as reader:
         code, said = _build(root, capsys)
     assert code == 0, said
     sent = [key.removeprefix(f"{PREFIX}/") for op, key, _ in faults.calls if op == "PutObject"]
