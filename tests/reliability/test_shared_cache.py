@@ -88,9 +88,9 @@ def test_a_killed_renders_lock_is_swept_and_a_held_one_never(tmp_path):
         time.sleep(0.3)
         assert waited == []  # a render wanting that piece waits its turn
     finally:
+        gone = time.monotonic()
         live.kill()
         live.wait(10)
-    gone = time.monotonic()
     waiter.join(10)
     assert len(waited) == 1 and waited[0] >= gone
     assert list(locks.iterdir()) == []
