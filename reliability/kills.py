@@ -8,8 +8,8 @@ network`` (``--master N``: a ProRes mezzanine behind a short leader). Each is wa
 in (intake, analysis, render, join, level, QC, deliverables, credits and reports, publish: from what it
 runs and what it has written, polled every 10 ms), which gives each stage's window. Then ``count`` kills:
 the last N of master builds, the N before them of publishing builds. Each try starts the build on what
-the tries before it left (a chain) and kills it in a seeded stage whose reference window is at least
-``MIN_WINDOW_S`` long (the first chain's first two tries: intake, then analysis; a master chain's first
+the tries before it left (a chain of up to ``CHAIN_KILLS`` kills, then a try left to finish) and kills
+it in a seeded stage whose reference window is at least ``MIN_WINDOW_S`` long (the first chain's first two tries: intake, then analysis; a master chain's first
 try: the delivery; a publishing chain's: the publish), a seeded fraction of that window after the build
 is first seen there; the stage it was really in is recorded.
 A chain ends when a build finishes on its own: its episode.mp4 (published, for a publishing chain) must be
@@ -36,7 +36,8 @@ from pathlib import Path
 from reliability import builds, harness
 
 RUN_DEADLINE_S = 1200  # a build of ~14 s on a loaded 2-core machine takes 2-3 minutes
-MIN_WINDOW_S = 1.0  # a stage shorter than this in the reference is not aimed at: the kill would land after it
+MIN_WINDOW_S = 0.5  # a stage shorter than this in the reference is not aimed at: the kill would land after it
+CHAIN_KILLS = 3  # kills in one chain: after a few, the rerun has every piece and renders nothing to cut into
 AIM = (0.1, 0.7)  # where in a stage's window a kill is aimed, as fractions of it
 
 STAGES = ("intake", "analysis", "render", "join", "level", "QC", "deliverables", "credits/reports", "publish")
@@ -238,6 +239,7 @@ def run(seed: int, count: int, master: int, publish: int, workdir: Path) -> dict
             for kind, n in kinds:
                 if n:
                     refs[kind.name] = _reference(kind, workdir, watch, bucket)
+                    (workdir / "references.json").write_text(json.dumps(refs, indent=1))
                     failures += _chains(rng, kind, n, workdir, refs[kind.name], watch, kills, bucket)
             failures += watch.half_written
     finally:
@@ -328,7 +330,7 @@ def _chains(rng: random.Random, kind: Kind, n: int, workdir: Path, ref: dict, wa
                 began, wall = time.monotonic(), time.time()
                 # the stage to kill in, and how far into its window; a rerun that finishes first ends the chain
                 target, delay = None, 0.0
-                if done_kills < n:
+                if done_kills < n and attempt <= CHAIN_KILLS:
                     if fresh and attempt <= 2:
                         target = STAGES[attempt - 1]
                     elif attempt == 1 and kind.focus in targets:
