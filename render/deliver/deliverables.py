@@ -78,6 +78,7 @@ class _Job:
     write: Callable[[Path, Path], list[str]]  # (temporary output, work folder) -> argv to run
     extra: dict
     check: Callable[[Path], dict] | None = None  # the finished file's QC, kept in its sidecar
+    seconds: float | None = None  # its length when not the programme's (a leader and tail around it)
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
@@ -136,7 +137,8 @@ def _jobs(timeline: Timeline, prog: Programme, house: HouseFormat, request: Requ
                           "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
                           "audio_layout": {"1-2": "stereo mix", "3-4": "M&E (music and effects, no dialogue)"},
                           "me": "silent: the M&E stems are not separated yet"},
-                         lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate)))
+                         lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate),
+                         float(to_seconds(total, house.rate))))
     if "web" in request.targets:
         chapters = chapters_mod.chapters(timeline)
         jobs.append(_Job("web.mp4", "web", key_of("web", *base, web.video_args(house), web.AUDIO_ARGS,
@@ -205,7 +207,9 @@ def md5_of(path: Path) -> str:
 def _make(folder: Path, job: _Job, prog: Programme, house: HouseFormat) -> None:
     """Encode one deliverable atomically, then its .md5 and its sidecar (written last: it vouches)."""
     out = folder / job.name
-    seconds = float(to_seconds(prog.frames, house.rate))
+    # the encode's time limit grows with what it encodes: a 14 s programme behind the 90 s leader is
+    # 106 s of ProRes, which a loaded 2-core machine took longer than the programme's 880 s to write
+    seconds = job.seconds or float(to_seconds(prog.frames, house.rate))
     with tempfile.TemporaryDirectory(prefix="remixtv-deliver-") as work, atomic_path(out) as tmp:
         ffmpeg.run(job.write(tmp, Path(work)), timeout_s=600 + 20 * seconds)
     digest = md5_of(out)
