@@ -100,8 +100,9 @@ def _reached(stage: str, target: str) -> bool:
 
 
 def _past(stage: str, target: str) -> bool:
-    """Whether a build seen in ``target`` has left it (a rerun has less to do there than the reference)."""
-    return stage == "finished" or (stage in STAGES and STAGES.index(stage) > STAGES.index(target))
+    """Whether a build seen in ``target`` has gone on to a later stage (a rerun has less to do there than
+    the reference); one that has finished is left to finish."""
+    return stage in STAGES and STAGES.index(stage) > STAGES.index(target)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def _chains(rng: random.Random, kind: Kind, n: int, workdir: Path, ref: dict, wa
                     else:
                         target = rng.choice(sorted(targets))
                     delay = rng.uniform(*AIM) * ref["windows"].get(target, [0.0, 1.0])[1]
-                seen_at = None
+                seen_at, last = None, None
                 while proc.poll() is None:
                     if time.monotonic() - began > RUN_DEADLINE_S:
                         builds.kill_all(proc)
@@ -348,6 +349,10 @@ def _chains(rng: random.Random, kind: Kind, n: int, workdir: Path, ref: dict, wa
                     if target:
                         stage = stage_of([builds.cmdline(p) for p in builds.descendants(proc.pid)], folder, cache,
                                          wall, published, kind.delivers)
+                        last = stage if stage in STAGES else last
+                        if stage == "finished":  # build.json is out: what is left is Prefect shutting down
+                            target = seen_at = None
+                            continue
                         if seen_at is None and _reached(stage, target):
                             seen_at = time.monotonic()
                         elif seen_at is not None and _past(stage, target):
@@ -360,6 +365,8 @@ def _chains(rng: random.Random, kind: Kind, n: int, workdir: Path, ref: dict, wa
                     running = builds.kill_all(proc)
                     done_kills += 1
                     stage = stage_of(running, folder, cache, wall, published, kind.delivers)
+                    if stage in ("start-up", "planning") and last:
+                        stage = last  # between two commands of the stage it was last seen in
                     entry = {"kind": kind.name, "chain": chain, "try": attempt, "at_s": round(at, 2),
                              "target": target, "aim_s": round(delay, 2), "stage": stage}
                     bad = intact_pieces(cache) + [f"{p}: {why}" for p in _finals(folder) if (why := builds.complete(p))]
