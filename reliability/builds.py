@@ -223,3 +223,31 @@ class Watcher:
                     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                         if line.startswith("VmHWM:"):
                             self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+
+
+class Poller:
+    """Calls ``look()`` every few milliseconds in a thread while builds run, gathering the problems it
+    returns (what a reader would take for finished but is not); a look that raises (a server that is
+    down) counts as nothing seen."""
+
+    def __init__(self, look, every_s: float = 0.002):
+        self.look, self.every_s = look, every_s
+        self.problems: list[str] = []
+        self.looks = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every_s):
+            with contextlib.suppress(Exception):
+                found = self.look()
+                self.looks += 1
+                self.problems += [p for p in found if p not in self.problems]

@@ -154,7 +154,10 @@ def main(module: str, doc: str, attacks: dict, default_count: int, run_attack, c
 
 
 def write_report(path: str, report: dict) -> int:
-    """Write the JSON report; exit status 1 when anything crashed, hung or was lost."""
+    """Write the JSON report, dated; exit status 1 when anything crashed, hung or was lost."""
+    import datetime
+
+    report.setdefault("date", datetime.date.today().isoformat())
     Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = report.get("attacks", [report])
     return 1 if any(r["crashes"] or r["hangs"] or r["lost"] for r in rows) else 0

@@ -56,6 +56,7 @@ class Weed:
         d = self.folder
         argv = [str(WEED), "-logtostderr", "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={d / 'data'}",
                 f"-master.port={m}", f"-master.port.grpc={mg}", "-master.volumeSizeLimitMB=64", f"-volume.port={v}",
+                "-master.electionTimeout=1s",  # one master: no peers to wait for when it comes back
                 f"-volume.port.grpc={vg}", "-volume.preStopSeconds=0", "-volume.max=0", "-filer",
                 f"-filer.port={f}", f"-filer.port.grpc={fg}", f"-filer.localSocket={d / 'filer.sock'}", "-s3",
                 f"-s3.port={s3}", f"-s3.port.grpc={s3g}", "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -71,6 +72,9 @@ class Weed:
                 have = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
                 for bucket in {"callouts", "outputs"} - have:
                     s3.create_bucket(Bucket=bucket)
+                # a write lands once the volume server has joined the master again: what was stored
+                # before the stop is readable from then on
+                s3.put_object(Bucket="outputs", Key=".up", Body=b"")
                 return
             except Exception:  # noqa: BLE001 - not up yet, until the deadline
                 if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -91,9 +95,15 @@ def reader_problems(s3, prefix: str, outbox: Path) -> list[str]:
               for o in s3.list_objects_v2(Bucket="outputs", Prefix=prefix + "/").get("Contents", [])}
     if "build.json" not in listed:
         return []  # not published yet: nothing a reader would take as done
-    want = {p.name: p.stat().st_size for p in outbox.iterdir() if p.is_file() and not p.name.startswith(".")}
+    want = published_files(outbox)
     return [f"{prefix}: build.json is published but {n} is {listed.get(n)} bytes, not {size}"
             for n, size in want.items() if listed.get(n) != size]
+
+
+def published_files(outbox: Path) -> dict[str, int]:
+    """What ``flows.storage.publish`` sends up from ``outbox``: its files' paths below it and sizes."""
+    return {p.relative_to(outbox).as_posix(): p.stat().st_size for p in outbox.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(outbox).parts)}
 
 
 def fault(i: int, where: str, rng: random.Random, weed: Weed, spec: Path, workdir: Path, outage_s: float) -> dict:

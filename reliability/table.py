@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-HEADER = ("| attack | seed | tries | crashes | hangs | records lost (identical reruns) "
+HEADER = ("| attack | date | seed | tries | crashes | hangs | records lost (identical reruns) "
           "| peak memory (ours / largest child) "
-          "| slowest call | reproduce |\n|---|---|---|---|---|---|---|---|---|")
+          "| slowest call | reproduce |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def rows(report: dict, kind: str) -> list[str]:
@@ -25,7 +25,7 @@ def rows(report: dict, kind: str) -> list[str]:
         slowest = (f"{a['slowest_call_cpu_s']:.2f} s CPU" if "slowest_call_cpu_s" in a
                    else f"{a['seconds']:.0f} s in all" if kind == "build" else f"{a.get('slowest_call_s', 0):.0f} s")
         lost = f"{a['lost']}" + (f" ({a['identical_reruns']} identical reruns)" if "identical_reruns" in a else "")
-        out.append(f"| {kind}: {a['attack']} | {report['seed']} | {a['tries']} | {a['crashes']} | {a['hangs']} "
+        out.append(f"| {kind}: {a['attack']} | {report.get('date', '-')} | {report['seed']} | {a['tries']} | {a['crashes']} | {a['hangs']} "
                    f"| {lost} | {ours} / {child} | {slowest} | `{a['command']}` |")
     return out
 

@@ -94,15 +94,71 @@ def write_text_atomic(path: Path, text: str) -> None:
 @contextlib.contextmanager
 def held(path: Path) -> Iterator[None]:
     """Hold ``path``'s hidden lock file (``.<name>.lock`` beside it) for the block: one writer of
-    ``path`` at a time across processes sharing the folder; others wait their turn."""
+    ``path`` at a time across processes sharing the folder; others wait their turn. The lock file
+    goes on release; one a killed holder left is removed by ``sweep_locks``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    lock = path.with_name(f".{path.name}.lock")
+    fd = _locked(lock, wait=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # releases the lock; the empty lock file stays (removing it would race a waiter)
+        _release(lock, fd)
+
+
+def sweep_locks(folder: Path) -> list[Path]:
+    """Remove the lock files of ``held`` in ``folder`` that no process holds (a holder killed before
+    it could remove its own); returns what was removed. One being held is never touched."""
+    removed = []
+    for lock in Path(folder).glob(".*.lock") if Path(folder).is_dir() else ():
+        with contextlib.suppress(OSError):
+            fd = _locked(lock, wait=False, create=False)
+            if fd is not None:
+                _release(lock, fd)
+                removed.append(lock)
+    return removed
+
+
+def _locked(lock: Path, wait: bool, create: bool = True) -> int | None:
+    """An open, exclusively locked descriptor of the file named ``lock``; None when another process
+    holds it (``wait`` False) or it does not exist (``create`` False).
+
+    A lock file is removed by whoever holds it, so a process that waited on it may wake up holding a
+    file that no longer has the name: the lock counts only if the name still leads to the file locked,
+    otherwise it tries again on the file that has the name now."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            mine, named = os.fstat(fd), os.stat(lock)
+            if (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino):
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except FileNotFoundError:
+            if not create:
+                os.close(fd)
+                return None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _release(lock: Path, fd: int) -> None:
+    """Remove the lock file while still holding it (a waiter then finds it gone and takes the new
+    name), then let go."""
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

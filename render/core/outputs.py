@@ -3,7 +3,8 @@
 Every output is written through a temporary (``render.core.cache.atomic_path``: ``.<stem>.*<suffix>.part``,
 renamed into place when whole), so a build killed at any moment leaves only hidden temporaries. An
 output's folder is held by one build at a time (``output_lock``), which clears a dead build's
-temporaries there; ``sweep_stale`` clears the cache's once nobody can be writing them.
+temporaries there; ``sweep_stale`` clears the cache's once nobody can be writing them, and the lock
+files in the cache's ``locks/`` that no live process holds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from render.core.cache import sweep_locks
 from render.core.errors import UserError
 
 #: Leftovers of an interrupted write in the cache are removed once untouched this long: a live
@@ -55,7 +57,8 @@ def _remove(path: Path) -> None:
 
 def sweep_stale(cache_root: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> list[Path]:
     """Remove what interrupted writes left in the cache (``.*.part`` temporaries, ``.*.old-*``
-    folders) once untouched for ``older_than_s``; returns what was removed.
+    folders) once untouched for ``older_than_s``, and the piece locks in ``locks/`` no live process
+    holds (``render.core.cache.sweep_locks``: a killed render's); returns what was removed.
 
     Younger leftovers may belong to a live build on this or another machine, so they stay. They
     are harmless either way: hidden names that no reader looks up, and a rerun renders into a
@@ -70,7 +73,7 @@ def sweep_stale(cache_root: str | os.PathLike, older_than_s: float = STALE_AFTER
                     _remove(path)
                     removed.append(path)
         dirs[:] = [d for d in dirs if not _is_leftover(d)]
-    return removed
+    return removed + sweep_locks(Path(cache_root) / "locks")
 
 
 @contextlib.contextmanager

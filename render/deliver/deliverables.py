@@ -100,6 +100,7 @@ class _Job:
     write: Callable[[Path, Path], list[str]]  # (temporary output, work folder) -> argv to run
     extra: dict
     check: Callable[[Path], dict] | None = None  # the finished file's QC, kept in its sidecar
+    seconds: float | None = None  # its length when not the programme's (a leader and tail around it)
 
 
 def deliver(timeline: Timeline, callout: CallOut, rendered: Sequence[RenderedPiece], loudness: dict | None,
@@ -263,7 +264,8 @@ def _mezzanine_job(timeline: Timeline, prog: Programme, house: HouseFormat, ld: 
                  "leader": {**ld.to_json(), "frames": ld.frames, "tail_frames": ld.tail_frames(house.rate)},
                  "audio_layout": layout,
                  **_track("c608", carried, carried.scc if carried else None)},
-                lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate))
+                lambda path: qc.check(path, ld, prog.frames, acts(timeline), house.rate),
+                float(to_seconds(total, house.rate)))
 
 
 def acts(timeline: Timeline) -> list[tuple[int, int]]:
@@ -315,7 +317,9 @@ def md5_of(path: Path) -> str:
 def _make(folder: Path, job: _Job, prog: Programme, house: HouseFormat) -> None:
     """Encode one deliverable atomically, then its .md5 and its sidecar (written last: it vouches)."""
     out = folder / job.name
-    seconds = float(to_seconds(prog.frames, house.rate))
+    # the encode's time limit grows with what it encodes: a 14 s programme behind the 90 s leader is
+    # 106 s of ProRes, which a loaded 2-core machine took longer than the programme's 880 s to write
+    seconds = job.seconds or float(to_seconds(prog.frames, house.rate))
     with tempfile.TemporaryDirectory(prefix="remixtv-deliver-") as work, atomic_path(out) as tmp:
         ffmpeg.run(job.write(tmp, Path(work)), timeout_s=600 + 20 * seconds)
     digest = md5_of(out)

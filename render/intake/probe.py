@@ -209,6 +209,10 @@ def _ends_early(link: Path, info: MediaInfo) -> bool:
 
 DEFAULT_MAX_PIXELS = 120_000_000
 SHORT_S = 2  # media this short (stated) is decoded whole at intake
+#: the longest picture (or video) side over the shortest that is shown: a wider picture pans across
+#: the frame, and a 32:1 one already pans across 34,560 pixels at 1080p. Beyond that it is a strip no
+#: frame can show, or a header whose sizes are damaged (1x65535 made a 35-million-pixel-wide pan)
+MAX_ASPECT = 32
 
 
 def _probe(link: Path, max_pixels: int, timeout_s: float = 60) -> dict:
@@ -286,6 +290,10 @@ def read_media(link: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[MediaI
         raise MediaRejected("no audio or video stream in the file", str(data.get("format", {})))
     if info.video and info.video.width * info.video.height > max_pixels:
         raise MediaRejected(over_pixel_limit(info.video.width, info.video.height, max_pixels))
+    if info.video and max(info.video.display_size) > MAX_ASPECT * min(info.video.display_size):
+        w, h = info.video.display_size
+        raise MediaRejected(f"picture is {w}x{h}, one side over {MAX_ASPECT} times the other: a strip no frame "
+                            "can show, or a header with damaged sizes; upload it cropped nearer to 16:9")
     if info.is_image and not any(f.get("media_type") == "video" for f in data.get("frames") or []):
         # a picture whose header reads but whose data does not (a damaged PNG's zlib stream)
         raise MediaRejected("damaged: the picture's data does not decode", str(data.get("format", {})))

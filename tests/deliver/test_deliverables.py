@@ -5,6 +5,7 @@ and the master levelled act by act."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -357,6 +358,32 @@ def test_too_little_disk_space_is_one_line_saying_how_much_and_where(tmp_path, m
         deliverables._check_space(tmp_path, 36 * 10**9)
     assert caught.value.problems == [(f"not enough disk space for the delivery: it needs 36.0 GB in {tmp_path}, "
                                       f"1.0 GB is free")]
+
+
+def test_the_mezzanines_encode_has_time_for_its_leader_and_tail(tmp_path, monkeypatch):
+    # a 14 s programme behind the 90 s leader is 106 s of ProRes: its time limit grew with the programme
+    # alone (880 s), which a loaded 2-core machine ran past
+    from types import SimpleNamespace
+
+    from render.core.house import PROFILES
+    from render.deliver import deliverables
+    from render.deliver.source import Programme
+
+    house = PROFILES["master"]
+    timeline = SimpleNamespace(title="RE: Kills", segments=[], frames=420)
+    job = next(j for j in deliverables._jobs(timeline, Programme((), "anull", 420, 672672), house,
+                                             deliverables.request(("network",))) if j.role == "mezzanine")
+    limits = []
+
+    def run(argv, timeout_s, **_):
+        limits.append(timeout_s)
+        Path(argv[-1]).write_bytes(b"mov")
+
+    monkeypatch.setattr(deliverables.ffmpeg, "run", run)
+    job = dataclasses.replace(job, write=lambda out, work: [str(out)], check=None)
+    deliverables._make(tmp_path, job, SimpleNamespace(frames=420), house)
+    leader = deliverables.leader_mod.Leader()
+    assert limits == [pytest.approx(600 + 20 * (leader.frames + 420 + 60) * 1001 / 30000)]  # 2 s of tail
 
 
 def test_the_cue_sheet_lists_each_music_use_on_the_programme_clock(built):

@@ -54,6 +54,20 @@ def test_a_short_clip_damaged_near_its_start_is_refused(tmp_path, cache):
         probe(damaged, cache)
 
 
+def test_a_photo_whose_header_declares_a_strip_is_refused_and_a_panorama_kept(tmp_path, cache):
+    # the fuzzer's find: a JPEG's frame header saying 1x65535 still decodes, and its pan was to cross a
+    # 35-million-pixel-wide picture (swscale failed for memory; the build would have stopped)
+    data = bytearray(corpus("exif_orientation6_landscape_1200x1800.jpg").read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (65535).to_bytes(2, "big") + (1).to_bytes(2, "big")  # height, width
+    strip = tmp_path / "strip.jpg"
+    strip.write_bytes(bytes(data))
+    with pytest.raises(MediaRejected, match=r"^picture is 1x65535, one side over 32 times the other: "):
+        probe(strip, cache)
+    panorama = lavfi(tmp_path / "panorama.png", "testsrc=s=1920x64:d=1", "-frames:v", "1")  # 30:1
+    assert probe(panorama, cache).video.display_size == (1920, 64)
+
+
 def test_a_clean_clip_shorter_than_ffmpegs_first_progress_report_is_kept(cache):
     assert probe(corpus("mp3_24k_stereo_0.07s.mp3"), cache).audio is not None
 
