@@ -385,3 +385,15 @@ def test_records_not_yet_decoded_are_decoded_in_worker_processes_side_by_side(ta
     assert got == [speech.heard(s, t, cache) for s, t in jobs]
     assert got[0].how == "transcript" and got[0].aligned_share > 0.8 and got[1].how == "recognition"
     assert len(got[2].words) >= 10 and got[2].how == "recognition"  # a draft: espeak's words recognise poorly
+
+
+def test_a_caption_the_next_would_cut_under_a_second_joins_it():
+    rate = RATE
+    first = layout.Cue(0, 8, ("I'm",), False, "recognition", "V1", 8)
+    second = layout.Cue(9, 60, ("going home now",), False, "recognition", "V1", 51)
+    other = layout.Cue(70, 75, ("Yes",), False, "recognition", "V2", 5)
+    tl = Timeline("t", rate, (Segment("s", "feature", 0, 200, (Shot("audio", 200, "V1"),)),))
+    laid = layout._timed([first, second, other], tl)
+    assert [c.lines for c in laid] == [("I'm going home now",), ("Yes",)]
+    assert laid[0].start_frame == 0 and laid[0].speech_frames == 60
+    assert all(c.end_frame - c.start_frame >= round(rate) for c in laid)  # each up at least a second

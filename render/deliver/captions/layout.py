@@ -164,11 +164,29 @@ def _label_ranges(timeline: Timeline) -> list[tuple[int, int]]:
             for shot, at in zip(seg.shots, seg.shot_starts()) if shot.label_frames]
 
 
+def _merged_short(cues: list[Cue], rate: Fraction) -> list[Cue]:
+    """A caption the next one would cut off under 1 s (a word or two before a cut or a quick reply)
+    joins the next when both are the same record's speech and fit one caption's rows together: it
+    still appears on its first word, and stays up for both."""
+    out: list[Cue] = []
+    for c in sorted(cues, key=lambda c: c.start_frame):
+        last = out[-1] if out else None
+        if (last is not None and last.how != "music" and last.how == c.how and last.record_id == c.record_id
+                and c.start_frame - last.start_frame < to_frames(MIN_SECONDS, rate) and not c.text.startswith(">>")):
+            rows = fit_rows(last.text.split() + c.text.split())
+            if rows is not None:
+                out[-1] = replace(last, end_frame=max(last.end_frame, c.end_frame), lines=rows, top=last.top or c.top,
+                                  speech_frames=c.start_frame + c.speech_frames - last.start_frame)
+                continue
+        out.append(c)
+    return out
+
+
 def _timed(cues: list[Cue], timeline: Timeline) -> list[Cue]:
     """Ends: at least 1 s and reading time (20 characters a second), lingering past the last word,
     never over the next caption or past the programme."""
     rate, out = timeline.rate, []
-    cues = sorted(cues, key=lambda c: c.start_frame)
+    cues = _merged_short(cues, rate)
     for i, c in enumerate(cues):
         limit = cues[i + 1].start_frame if i + 1 < len(cues) else timeline.frames
         want = max(c.end_frame, c.start_frame + to_frames(max(MIN_SECONDS, Fraction(len(c.text), READING_CPS)), rate))
