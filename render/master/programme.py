@@ -3,10 +3,11 @@
 ``join`` is the master stage's one entry. Handed the rendered pieces in programme order, it joins
 their pictures by stream copy, levels their sound (``level``), encodes it to AAC once (``sound``: in
 parts side by side, or, for the preview, re-encoding only what an edit changed) and muxes both with
-the chapters (``chapters``) and the captions (an SRT, as a ``mov_text`` subtitle track), in one pass. Piece sound is kept as PCM, so no join has an AAC priming gap; each
-piece's sound is rounded to whole samples independently, so the join can drift from the picture by
-at most half a sample per piece (0.5 ms over 50 pieces), and the programme's sound is trimmed to
-the exact sample count of its picture.
+the chapters (``chapters``) and the captions (an SRT, as a ``mov_text`` subtitle track), in one
+pass. Piece sound is kept as PCM, so no join has an AAC priming gap; each piece's sound is rounded
+to whole samples independently, so the join can drift from the picture by at most half a sample per
+piece (0.5 ms over 50 pieces), and the programme's sound is trimmed to the exact sample count of its
+picture.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def join(rendered: Sequence[RenderedPiece], house: HouseFormat, out: Path, *, ti
     programme's acts as ``[start, end)`` frames, ``chapters.acts``) levels each act to the target with a
     gain of its own before the programme's level (``level.act_levels``). ``splice`` (the
     preview's choice) levels by one gain and re-encodes only the sound that changed since the last
-    join into ``out`` (``sound.encode``); it ignores ``acts``. Does nothing (``rewritten`` False) when ``out`` already
-    holds exactly this join: a sidecar written after the file records its key, size and loudness figures.
+    join into ``out`` (``sound.encode``); it ignores ``acts``. Does nothing (``rewritten`` False) when
+    ``out`` already holds exactly this join: a sidecar written after the file records its key, size and
+    loudness figures.
     """
     acts = tuple(acts) if level and not splice else ()
     key = key_of("join", COMPOSE_VERSION, house.key(), title, [p.key for p in rendered],
