@@ -397,3 +397,12 @@ def test_a_caption_the_next_would_cut_under_a_second_joins_it():
     assert [c.lines for c in laid] == [("I'm going home now",), ("Yes",)]
     assert laid[0].start_frame == 0 and laid[0].speech_frames == 60
     assert all(c.end_frame - c.start_frame >= round(rate) for c in laid)  # each up at least a second
+
+
+def test_a_music_caption_waits_for_a_word_an_edit_left_alone():
+    rate = RATE
+    said = layout.Cue(0, 8, ("I'm",), False, "transcript", "V1", 8)  # the shot is cut after this word
+    tune = layout.Cue(8, 200, ("♪ Tune ♪",), False, "music", "M1")
+    tl = Timeline("t", rate, (Segment("s", "feature", 0, 200, (Shot("audio", 200, "V1"),)),))
+    laid = layout._timed([said, tune], tl)
+    assert [(c.start_frame, c.end_frame) for c in laid] == [(0, 30), (30, 200)]

@@ -184,11 +184,17 @@ def _merged_short(cues: list[Cue], rate: Fraction) -> list[Cue]:
 
 def _timed(cues: list[Cue], timeline: Timeline) -> list[Cue]:
     """Ends: at least 1 s and reading time (20 characters a second), lingering past the last word,
-    never over the next caption or past the programme."""
+    never over the next caption or past the programme. Words come before a music caption: one that
+    would cut a speech caption under 1 s starts later (while it keeps 1 s itself)."""
     rate, out = timeline.rate, []
     cues = _merged_short(cues, rate)
+    least = to_frames(MIN_SECONDS, rate)
     for i, c in enumerate(cues):
-        limit = cues[i + 1].start_frame if i + 1 < len(cues) else timeline.frames
+        nxt = cues[i + 1] if i + 1 < len(cues) else None
+        if (nxt is not None and c.how != "music" and nxt.how == "music"
+                and nxt.start_frame < c.start_frame + least <= nxt.end_frame - least):
+            cues[i + 1] = nxt = replace(nxt, start_frame=c.start_frame + least)
+        limit = nxt.start_frame if nxt is not None else timeline.frames
         want = max(c.end_frame, c.start_frame + to_frames(max(MIN_SECONDS, Fraction(len(c.text), READING_CPS)), rate))
         if c.how != "music":
             want = max(want, min(c.end_frame + to_frames(LINGER_SECONDS, rate), c.start_frame + 6 * round(rate)))
